@@ -1,0 +1,30 @@
+"""The error hierarchy and the one place that maps errors to exit codes."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UserError(Exception):
+    """A problem the user can fix; its message is one line naming the file, field and fix."""
+
+    exit_code = EXIT_FAILED
+
+
+class SceneError(UserError):
+    """A scene file has one or more problems; each is one line `file:LINE:COL field.path: message`."""
+
+    def __init__(self, issues: list[str]):
+        self.issues = list(issues)
+        super().__init__("\n".join(self.issues))
+
+
+class ModelError(UserError):
+    """Weights or adapters are missing, unsafe or do not match."""
+
+
+class OutputError(UserError):
+    """An output folder or file cannot be written."""
