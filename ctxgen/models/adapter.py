@@ -1,0 +1,229 @@
+"""The ContextGen LoRA adapter: find the file, refuse pickles, check it fits, load via peft, fuse/unfuse (R21)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ctxgen.errors import ModelError
+
+if TYPE_CHECKING:
+    import torch
+
+    from ctxgen.models.loading import LoadedModel
+
+logger = logging.getLogger(__name__)
+
+ADAPTER_NAME = "contextgen"
+_STEP_RE = re.compile(r"_(\d+)\.safetensors$")
+_HUB_ID_RE = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+_MAX_NAMED = 3  # how many offending keys/files an error message names
+
+
+@dataclass(frozen=True)
+class AdapterWeights:
+    """A LoRA file read from safetensors, converted to diffusers keys (`transformer.`-prefixed)."""
+
+    path: Path
+    state_dict: dict  # str -> torch.Tensor, without alpha entries
+    alphas: dict  # network alphas found in the file (kohya/legacy style), else empty
+    metadata: dict | None  # diffusers `lora_adapter_metadata` from the safetensors header, if any
+    sha256: str
+
+
+def _refuse_pickle(path: Path) -> ModelError:
+    return ModelError(
+        f"adapter {path}: refusing to unpickle '{path.suffix or path.name}' weights (loading them can run code); "
+        "convert to safetensors (safetensors.torch.save_file) and pass the .safetensors file"
+    )
+
+
+def pick_adapter_file(folder: Path) -> Path:
+    """The folder's `*_<step>.safetensors` with the highest step, else its only .safetensors file (R21)."""
+    files = sorted(p for p in folder.rglob("*.safetensors") if p.is_file())
+    if not files:
+        pickles = sorted(p for p in folder.rglob("*") if p.suffix.lower() in _PICKLE_SUFFIXES)
+        if pickles:
+            raise _refuse_pickle(pickles[0])
+        raise ModelError(f"adapter folder {folder}: no .safetensors file in it; pass --adapter FILE.safetensors")
+    stepped = [(int(m.group(1)), p) for p in files if (m := _STEP_RE.search(p.name))]
+    if stepped:
+        top = max(step for step, _ in stepped)
+        best = [p for step, p in stepped if step == top]
+        if len(best) == 1:
+            return best[0]
+        names = ", ".join(p.name for p in best[:_MAX_NAMED])
+        raise ModelError(
+            f"adapter folder {folder}: several files share the highest step {top} ({names}); pass one file"
+        )
+    if len(files) == 1:
+        return files[0]
+    names = ", ".join(str(p.relative_to(folder)) for p in files[:_MAX_NAMED])
+    raise ModelError(
+        f"adapter folder {folder}: {len(files)} .safetensors files and none named *_<step> ({names}); pass one file"
+    )
+
+
+def _download_adapter(repo_id: str) -> Path:
+    """snapshot_download the hub repo's .safetensors files (honours HF_HUB_OFFLINE)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id=repo_id, allow_patterns=["*.safetensors"]))
+    except (OSError, ValueError, EntryNotFoundError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"adapter '{repo_id}': cannot fetch it from the hub ({type(exc).__name__}: {reason}); "
+            f"run `hf download {repo_id}` while online, or pass --adapter PATH to a local .safetensors file or folder"
+        ) from None
+
+
+def resolve_adapter_file(source: str) -> Path:
+    """A hub id, a folder or a single .safetensors file -> the one .safetensors file to load (R21)."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return pick_adapter_file(path)
+    if path.is_file():
+        if path.suffix.lower() != ".safetensors":
+            raise _refuse_pickle(path)
+        return path
+    if _HUB_ID_RE.fullmatch(source) and not source.endswith((".safetensors", *_PICKLE_SUFFIXES)):
+        return pick_adapter_file(_download_adapter(source))
+    raise ModelError(f"--adapter: '{source}' is neither an existing file or folder nor a hub id (owner/name)")
+
+
+_SHA_CACHE: dict[tuple[str, int, int], str] = {}  # (resolved path, size, mtime_ns) -> sha256
+
+
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, remembered per (path, size, mtime) so identity and loading hash a big adapter once."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _SHA_CACHE:
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 24), b""):
+                digest.update(chunk)
+        _SHA_CACHE[key] = digest.hexdigest()
+    return _SHA_CACHE[key]
+
+
+def read_adapter(pipe, path: Path) -> AdapterWeights:
+    """Read a .safetensors LoRA (never a pickle) and convert its keys with the pipeline's LoRA parser."""
+    import safetensors
+    import safetensors.torch
+
+    if path.suffix.lower() != ".safetensors":
+        raise _refuse_pickle(path)
+    try:
+        raw = safetensors.torch.load_file(str(path), device="cpu")
+        with safetensors.safe_open(str(path), framework="pt") as fh:
+            header = fh.metadata() or {}
+        metadata = json.loads(header["lora_adapter_metadata"]) if header.get("lora_adapter_metadata") else None
+    except (safetensors.SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(
+            f"adapter {path}: not a readable safetensors file ({type(exc).__name__}: {exc}); download it again"
+        ) from None
+    if not raw:
+        raise ModelError(f"adapter {path}: the file holds no tensors; download it again")
+    try:
+        state_dict, alphas = pipe.lora_state_dict(raw, return_alphas=True)
+    except (ValueError, KeyError) as exc:
+        raise ModelError(f"adapter {path}: not a FLUX LoRA the loader understands ({exc})") from None
+    return AdapterWeights(path, dict(state_dict), dict(alphas or {}), metadata, file_sha256(path))
+
+
+def _key_problem(key: str, tensor: torch.Tensor, modules: dict) -> str | None:
+    """Why one adapter key does not fit the transformer, or None when it fits."""
+    import torch
+
+    if not key.startswith("transformer."):
+        return f"{key} (not a transformer weight)"
+    path, sep, tail = key[len("transformer.") :].partition(".lora_")
+    if not sep:
+        return f"{key} (not a LoRA weight)"
+    module = modules.get(path)
+    linear = getattr(module, "base_layer", module)
+    if not isinstance(linear, torch.nn.Linear):
+        return f"{key} (the transformer has no Linear '{path}')"
+    expected = {
+        "A.weight": (None, linear.in_features),
+        "B.weight": (linear.out_features, None),
+        "B.bias": (linear.out_features,),
+    }.get(tail)
+    if expected is None:
+        return f"{key} (unsupported LoRA entry 'lora_{tail}')"
+    shape = tuple(tensor.shape)
+    if len(shape) != len(expected) or any(e is not None and e != s for e, s in zip(expected, shape)):
+        want = "x".join("r" if e is None else str(e) for e in expected)
+        return f"{key} (shape {'x'.join(map(str, shape))}, the base needs {want})"
+    return None
+
+
+def check_adapter_fits(weights: AdapterWeights, transformer, base_id: str) -> None:
+    """Raise ModelError naming keys whose module is missing or whose shape differs from the base (R21)."""
+    modules = dict(transformer.named_modules())
+    problems = [p for k, t in weights.state_dict.items() if (p := _key_problem(k, t, modules))]
+    ranks: dict[str, set[int]] = {}
+    for key, tensor in weights.state_dict.items():
+        if key.endswith(".lora_A.weight"):
+            ranks.setdefault(key[: -len(".lora_A.weight")], set()).add(int(tensor.shape[0]))
+        elif key.endswith(".lora_B.weight") and tensor.ndim == 2:
+            ranks.setdefault(key[: -len(".lora_B.weight")], set()).add(int(tensor.shape[1]))
+    problems += [f"{name}.lora_A/B (ranks {sorted(r)} differ)" for name, r in ranks.items() if len(r) > 1]
+    if not any(k.endswith(".lora_A.weight") for k in weights.state_dict):
+        problems.append("(no lora_A weights at all)")
+    if problems:
+        named = "; ".join(problems[:_MAX_NAMED])
+        raise ModelError(
+            f"adapter {weights.path} does not fit base '{base_id}': {len(problems)} mismatched keys, e.g. {named}; "
+            "pass the adapter trained for this base"
+        )
+
+
+def _inject(pipe, weights: AdapterWeights) -> None:
+    """Load the LoRA into the transformer as separate peft layers named `contextgen`."""
+    pipe.load_lora_into_transformer(
+        dict(weights.state_dict),
+        network_alphas=None if weights.metadata else (weights.alphas or None),
+        transformer=pipe.transformer,
+        adapter_name=ADAPTER_NAME,
+        metadata=weights.metadata,
+        low_cpu_mem_usage=True,  # no random init of r=512 matrices that are overwritten at once
+    )
+
+
+def attach_adapter(pipe, weights: AdapterWeights, base_id: str, fuse: bool) -> None:
+    """Check, load through peft and (by default) fuse then unload so only fused weights remain (R21)."""
+    check_adapter_fits(weights, pipe.transformer, base_id)
+    _inject(pipe, weights)
+    if fuse:
+        pipe.fuse_lora(components=["transformer"], lora_scale=1.0, adapter_names=[ADAPTER_NAME])
+        pipe.unload_lora_weights()
+    logger.info("adapter %s loaded (%s)", weights.path, "fused" if fuse else "separate")
+
+
+def unfuse_adapter(model: LoadedModel) -> LoadedModel:
+    """Take a fused adapter back out of the weights and keep it as separate LoRA layers (R21); mutates model.pipe."""
+    import torch
+    from peft.tuners.lora import LoraLayer
+
+    if not model.fused or model.adapter_file is None:
+        raise ValueError("unfuse_adapter needs a model loaded with a fused adapter")
+    pipe = model.pipe
+    weights = read_adapter(pipe, Path(model.adapter_file))
+    _inject(pipe, weights)
+    with torch.no_grad():
+        for module in pipe.transformer.modules():
+            if isinstance(module, LoraLayer) and ADAPTER_NAME in module.lora_A:
+                module.merged_adapters = [ADAPTER_NAME]  # the base weights already hold this adapter
+                module.unmerge()  # peft subtracts exactly what its merge added
+    pipe.transformer.eval()
+    return replace(model, fused=False)
