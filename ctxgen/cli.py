@@ -23,7 +23,7 @@ Out = Annotated[Path, typer.Option("--out", "-o", help="Output folder; each scen
 Json = Annotated[bool, typer.Option("--json", help="One JSON object per scene on stdout.")]
 TextLen = Annotated[int, typer.Option("--text-len", min=1, max=512, help="T5 text tokens T (512 for the real model).")]
 SamModel = Annotated[str, typer.Option("--sam-model", envvar="CTXGEN_SAM_MODEL",
-                                       help="SAM 2.1 for `mask: auto`: large, base-plus, small, tiny, a hub id or a folder.")]
+                                       help="SAM 2.1 for `mask: auto`: large, base-plus, small, tiny, a hub id, a folder, or tiny-random (tests).")]
 Device = Annotated[str, typer.Option("--device", help="auto (cuda, then mps, then cpu), cuda, cuda:1, mps or cpu.")]
 
 
@@ -169,6 +169,28 @@ def mask(
         raise _fail(exc) from None
     for path in written:
         result_line(str(path))
+
+
+@app.command()
+def reproduce(
+    image: Annotated[Path, typer.Argument(help="A seed-<N>.png written by `ctxgen render`.")],
+    out: Out = Path("outputs/reproduced"),
+    json_out: Json = False,
+) -> None:
+    """Render an image again from its own metadata (scene, seed, settings, model) and compare the pixels."""
+    from .console import emit, result_line
+    from .reproduce import reproduce as run
+
+    try:
+        res = run(image, out)
+    except (UserError, KeyboardInterrupt) as exc:
+        raise _fail(exc) from None
+    if json_out:
+        emit(res)
+    else:
+        result_line(res["reproduced"])
+        result_line("identical pixels" if res["identical"] else f"pixels differ: max |diff| {res['max_abs_diff']}")
+    raise typer.Exit(EXIT_OK if res["identical"] else EXIT_FAILED)
 
 
 def _register_render() -> None:

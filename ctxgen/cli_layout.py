@@ -24,9 +24,10 @@ def scene_segmenter(scene: Scene, sam_model: str, device: str, cache_root: Path)
     """A SAM 2 segmenter for scenes with `mask: auto`, else None (SAM is loaded lazily, on first use)."""
     if not needs_sam(scene):
         return None
+    from .models.loading import resolve_device
     from .segment import make_segmenter
 
-    return make_segmenter(sam_model, device, cache_root)
+    return make_segmenter(sam_model, str(resolve_device(device)), cache_root)
 
 
 def run_layout(args: list[str], out: Path, preview: bool, dump: bool, text_len: int, json_out: bool,
@@ -84,8 +85,10 @@ def run_mask(ref: Path, point, box, out: Path | None, sam_model: str, device: st
     from .images import read_image_rgb
     from .segment import load_sam, segment, write_mask_outputs
 
+    from .models.loading import resolve_device
+
     rgb = read_image_rgb(ref)
-    model = load_sam(sam_model, device)
-    mask = segment(model, rgb, point=point, box=box)
-    target = out if out is not None else ref.with_name(f"{ref.stem}_mask.png")
-    return list(write_mask_outputs(ref, mask, target))
+    model = load_sam(sam_model, str(resolve_device(device)))
+    mask = segment(model, rgb, point=point, box=box, where=str(ref))
+    target = out if out is not None else ref.with_name(f"{ref.stem}.mask.png")
+    return list(write_mask_outputs(rgb, mask, target, point=point, box=box))

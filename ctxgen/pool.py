@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import signal
+import sys
 from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -80,31 +81,40 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 def worker_main(conn: Any, opts: BatchOptions, identity: dict[str, Any], device: str, threads: int, level: int) -> None:
     """A worker process: ask for a scene, render it, send its records, repeat until sent None."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the parent, which stops us with SIGTERM
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # -> KeyboardInterrupt: temp files removed
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # -> KeyboardInterrupt: temp files removed while unwinding
     logging.basicConfig(level=level, format=f"%(levelname)s [worker {device} %(process)d] %(message)s", force=True)
     for noisy in ("diffusers", "transformers", "httpx", "huggingface_hub", "peft"):
         logging.getLogger(noisy).setLevel(max(level, logging.ERROR))
+    code = 0
     try:
-        import torch
-
-        from .worker import SceneWorker, localize_identity
-
-        torch.set_num_threads(threads)
-        worker = SceneWorker(replace(opts, device=device), identity=localize_identity(identity, device, opts.dtype))
-        conn.send(("ready", None))
-        while (item := conn.recv()) is not None:
-            try:
-                process_scene(worker, item, lambda rec: conn.send(("record", rec)))
-            except ModelLoadError as exc:
-                conn.send(("fatal", str(exc)))
-                return
-            conn.send(("done", None))
+        _serve(conn, opts, identity, device, threads)
     except KeyboardInterrupt:
-        raise SystemExit(EXIT_INTERRUPTED) from None
+        code = EXIT_INTERRUPTED
     except (EOFError, BrokenPipeError):
-        return  # the parent is gone: stop after the scene in hand
+        pass  # the parent is gone: stop after the scene in hand
     except Exception as exc:  # a worker that cannot start (device, dtype) reports once and stops
         conn.send(("fatal", error_message(exc)))
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # nothing is left to clean up; skips seconds of interpreter teardown (torch, transformers)
+
+
+def _serve(conn: Any, opts: BatchOptions, identity: dict[str, Any], device: str, threads: int) -> None:
+    import torch
+
+    from .worker import SceneWorker, localize_identity
+
+    torch.set_num_threads(threads)
+    worker = SceneWorker(replace(opts, device=device), identity=localize_identity(identity, device, opts.dtype))
+    conn.send(("ready", None))
+    while (item := conn.recv()) is not None:
+        try:
+            process_scene(worker, item, lambda rec: conn.send(("record", rec)))
+        except ModelLoadError as exc:
+            conn.send(("fatal", str(exc)))
+            return
+        conn.send(("done", None))
 
 
 @dataclass

@@ -19,6 +19,19 @@ TEXT_LEN = 8
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
+def write_small_scene(folder: Path) -> Path:
+    """A 256x256 two-reference scene (S = 1,042, not a whole number of blocks) built from the bundled cut-outs."""
+    refs = EXAMPLES / "refs"
+    path = folder / "small.yaml"
+    path.write_text(
+        'prompt: "a dog with a ball"\nsize: [256, 256]\nseed: 1\nsteps: 2\ninstances:\n'
+        f"  - image: {refs / 'dog.png'}\n    box: [20, 60, 180, 230]\n"
+        f"  - image: {refs / 'ball.png'}\n    box: [150, 150, 240, 240]\n",
+        encoding="utf-8",
+    )
+    return path
+
+
 @pytest.fixture(scope="module")
 def spec(tiny_model_dir) -> ModelSpec:
     return ModelSpec(preset="tiny", base=str(tiny_model_dir / "base"), adapter=str(tiny_model_dir / "adapter"))
@@ -57,13 +70,13 @@ def test_balanced_tier_changes_no_number(balanced, tiny_model):
     assert placement(balanced.pipe)["text_encoder_2"] == "cpu->cpu"  # still offloaded after use
 
 
-def test_balanced_renders_like_full(balanced, spec):
+def test_balanced_renders_like_full(balanced, spec, tmp_path):
     from ctxgen.plan import plan_scene
     from ctxgen.render import Renderer
     from ctxgen.scene import load_scene
 
     full = load_model(spec, device="cpu", dtype="float32")  # a fresh model: Renderer installs processors
-    sp = plan_scene(load_scene(EXAMPLES / "rgb_mask.yaml"), TEXT_LEN)
+    sp = plan_scene(load_scene(write_small_scene(tmp_path)), TEXT_LEN)
     images = []
     for model in (full, balanced):
         renderer = Renderer(model, TEXT_LEN, attention="sdpa")
