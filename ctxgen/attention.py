@@ -36,7 +36,7 @@ logger = logging.getLogger(__name__)
 KINDS = ("cla", "ica")
 MASKS_KWARG = "ctxgen_masks"
 ATTENTION_CHOICES = ("auto", "sdpa", "flex")
-_MASK_ALIGN = 16  # CUDA SDPA kernels want a bias whose row stride is a multiple of 16 (else they pad per call)
+_MASK_ALIGN = 16  # CUDA SDPA kernels want a bias whose row stride is a multiple of 16 (else they pad every call)
 
 
 class MaskedFluxAttnProcessor(FluxAttnProcessor):
@@ -138,7 +138,7 @@ def sdpa_masks(masks, device: str | torch.device, dtype: torch.dtype) -> dict[st
     """Both masks as additive (1, 1, S, S) biases (0 / -inf) in `dtype`, expanded on the device once per scene (R19)."""
     dev = torch.device(device)
     s = masks.seq_len
-    width = -(-s // _MASK_ALIGN) * _MASK_ALIGN if dev.type == "cuda" else s
+    width = s if dev.type == "cpu" else -(-s // _MASK_ALIGN) * _MASK_ALIGN  # aligned rows for GPU kernels
     out = {}
     for kind in KINDS:
         keys = torch.from_numpy(masks.class_keys(kind)).to(dev)  # (C, S) bool

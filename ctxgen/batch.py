@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from rich.markup import escape
 
 from .console import _is_oom, debug_enabled, emit, err, result_line
 from .errors import EXIT_FAILED, EXIT_OK, SceneError, UserError
@@ -97,14 +100,10 @@ def parse_shard(spec: str) -> tuple[int, int]:
     return i, n
 
 
-def shard_key(path: Path) -> bytes:
-    return hashlib.sha256(str(path.resolve()).encode()).digest()
-
-
 def select_shard(paths: list[Path], spec: str) -> list[Path]:
-    """Rank scenes by a hash of the resolved path and deal the ranks round-robin: shards partition the set, sizes differ by <= 1."""
+    """Rank scenes by a hash of their resolved path, deal ranks round-robin: N shards partition the set (sizes +-1)."""
     i, n = parse_shard(spec)
-    ranked = sorted(range(len(paths)), key=lambda k: shard_key(paths[k]))
+    ranked = sorted(range(len(paths)), key=lambda k: hashlib.sha256(str(paths[k].resolve()).encode()).digest())
     mine = {k for r, k in enumerate(ranked) if r % n == i}
     return [p for k, p in enumerate(paths) if k in mine]
 
@@ -113,6 +112,8 @@ def prepare_batch(paths: list[Path], opts: BatchOptions, shard: str | None = Non
     """Check every option before any work (errors here are usage errors) and list this shard's items."""
     if opts.backend not in BACKENDS:
         raise UserError(f"--backend {opts.backend!r}: choose one of {', '.join(BACKENDS)}")
+    if opts.backend == "ray" and importlib.util.find_spec("ray") is None:
+        raise UserError("--backend ray: Ray is not installed; install it with `pip install 'ctxgen[ray]'`")
     dirs = scene_out_dirs(paths, opts.out)  # over all scenes, so every shard names folders the same way
     chosen = select_shard(paths, shard) if shard else paths
     items = tuple(WorkItem(i, p, dirs[p]) for i, p in enumerate(chosen))
@@ -135,7 +136,8 @@ def make_record(scene: Path | str, seed: int | None, status: str, **fields: Any)
     """One manifest line: the same keys for every status, None where they do not apply."""
     rec = {"scene": str(scene), "seed": seed, "status": status, "outputs": [], "key": None, "out_dir": None,
            "device": None, "timings": {}, "seconds": None, "peak_memory": None, "peak_rss": _peak_rss(),
-           "error": None, "warnings": [], "pid": os.getpid(), "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
+           "error": None, "warnings": [], "pid": os.getpid(),
+           "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
     rec.update(fields)
     return rec
 
@@ -228,11 +230,11 @@ class Reporter:
         if rec["scene"] not in self._warned:
             self._warned.add(rec["scene"])
             for line in rec.get("warnings", []):
-                err.print(f"[yellow]warning[/] {_plain(rec['scene'])}: {_plain(line)}")
+                err.print(f"[yellow]warning[/] {escape(rec['scene'])}: {escape(line)}")
         if rec["status"] == "failed" and (rec["scene"], rec["error"]) != self._last_error:
             self._last_error = (rec["scene"], rec["error"])
             for line in str(rec["error"]).splitlines():
-                err.print(f"[red]error[/] {_plain(line)}")
+                err.print(f"[red]error[/] {escape(line)}")
         if not self.opts.json_out:
             for file in rec["outputs"]:
                 result_line(file)
@@ -252,12 +254,6 @@ class Reporter:
         return EXIT_FAILED if c["failed"] else EXIT_OK
 
 
-def _plain(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
-
-
 def run_batch(plan: BatchPlan, opts: BatchOptions) -> int:
     """Render the plan's items on the chosen backend; SIGTERM counts as an interrupt (exit 130)."""
     reporter = Reporter(opts)
@@ -274,27 +270,10 @@ def run_batch(plan: BatchPlan, opts: BatchOptions) -> int:
 
             run_pool(plan, opts, reporter)
         else:
+            from .worker import run_serial
+
             run_serial(plan, opts, reporter)
     return reporter.finish()
-
-
-def run_serial(plan: BatchPlan, opts: BatchOptions, reporter: Reporter) -> None:
-    """Every scene in this process with one model load."""
-    from .worker import SceneWorker
-
-    with _progress(len(plan.items)) as (bar, on_step):
-        worker = SceneWorker(opts, progress=on_step, identity=plan.identity)
-        try:
-            for item in plan.items:
-                reporter.scene_done(item, process_scene(worker, item, reporter.add))
-                bar()
-                if reporter.stop_now():
-                    err.print("stopping at the first failure (--fail-fast)")
-                    break
-        except ModelLoadError:
-            err.print("stopping: the model could not be loaded")
-        finally:
-            worker.close()
 
 
 @contextmanager
@@ -312,22 +291,3 @@ def sigterm_as_interrupt():
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
-
-
-@contextmanager
-def _progress(n_scenes: int, steps: bool = True):
-    """A rich bar over scenes (and steps) on stderr when it is a terminal; otherwise silent callbacks."""
-    if not err.is_terminal:
-        yield (lambda: None), None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*cols, console=err, transient=True) as prog:
-        scenes = prog.add_task("scenes", total=n_scenes)
-        step_task = prog.add_task("steps", total=1) if steps else None
-
-        def on_step(i: int, n: int) -> None:
-            prog.update(step_task, completed=i + 1, total=n)
-
-        yield (lambda: prog.advance(scenes)), (on_step if steps else None)

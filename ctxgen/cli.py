@@ -125,6 +125,9 @@ def tiny_model(
     seed: Annotated[int, typer.Option(help="Weight seed.")] = 0,
 ) -> None:
     """Save the built-in tiny FLUX-Kontext + adapter to disk (random weights: its images are noise)."""
+    import os
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no per-shard bars for a few kilobytes
     from .console import result_line
     from .models.tiny import save_tiny_model
 
@@ -191,6 +194,41 @@ def reproduce(
         result_line(res["reproduced"])
         result_line("identical pixels" if res["identical"] else f"pixels differ: max |diff| {res['max_abs_diff']}")
     raise typer.Exit(EXIT_OK if res["identical"] else EXIT_FAILED)
+
+
+@app.command()
+def compare(
+    a: Annotated[Path, typer.Argument(help="First image (e.g. a `--memory full` render).")],
+    b: Annotated[Path, typer.Argument(help="Second image of the same scene and seed (e.g. `--memory low`).")],
+    json_out: Json = False,
+) -> None:
+    """How far two renders differ: PSNR, SSIM and pixel differences (judge a memory tier's quality cost)."""
+    from .compare import compare_images
+    from .console import emit, result_line
+
+    try:
+        res = compare_images(a, b)
+    except (UserError, KeyboardInterrupt) as exc:
+        raise _fail(exc) from None
+    if json_out:
+        emit(res)
+        return
+    psnr = "inf (identical)" if res["psnr_db"] is None else f"{res['psnr_db']:.2f} dB"
+    result_line(f"PSNR {psnr}  SSIM {res['ssim']:.4f}  max |diff| {res['max_abs_diff']}  "
+                f"mean |diff| {res['mean_abs_diff']:.3f}  differing pixels {100 * res['differing_pixels']:.2f}%")
+
+
+@app.command()
+def doctor(json_out: Json = False) -> None:
+    """Versions, devices, memory, the model cache and which presets are present (never goes online)."""
+    from .console import emit, result_line
+    from .doctor import collect, format_text
+
+    report = collect()
+    if json_out:
+        emit(report)
+    else:
+        result_line(format_text(report))
 
 
 def _register_render() -> None:

@@ -70,14 +70,29 @@ def _layout_one(path: Path, out_dir: Path, preview: bool, dump: bool, text_len: 
         from .preview import render_preview
 
         images["preview"] = render_preview(sp.layout, scene)
-    written = {name: save_pil(out_dir / f"{name}.png", im) for name, im in images.items()}
-    if dump:
-        write_dump(out_dir / "tokens.npz", sp.tokens, sp.masks)
-        order = {"order": list(sp.layout.order), "bottom_to_top": True,
-                 "labels": [inst.label for inst in scene.instances]}
-        written["order"] = write_bytes(out_dir / "order.json", (json.dumps(order, indent=2) + "\n").encode())
-        written["tokens"] = out_dir / "tokens.npz"
+    existed = out_dir.exists()
+    written: dict[str, Path] = {}
+    try:
+        for name, im in images.items():
+            written[name] = save_pil(out_dir / f"{name}.png", im)
+        if dump:
+            write_dump(out_dir / "tokens.npz", sp.tokens, sp.masks)
+            written["tokens"] = out_dir / "tokens.npz"
+            order = {"order": list(sp.layout.order), "bottom_to_top": True,
+                     "labels": [inst.label for inst in scene.instances]}
+            written["order"] = write_bytes(out_dir / "order.json", (json.dumps(order, indent=2) + "\n").encode())
+    except BaseException:
+        _undo(written.values(), out_dir if not existed else None)
+        raise
     return written
+
+
+def _undo(paths, folder: Path | None) -> None:
+    """Remove the files a failed scene already wrote (and its folder if this call created it)."""
+    for path in paths:
+        path.unlink(missing_ok=True)
+    if folder is not None and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def run_mask(ref: Path, point, box, out: Path | None, sam_model: str, device: str) -> list[Path]:

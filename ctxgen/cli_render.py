@@ -34,6 +34,8 @@ def render(
     devices: Annotated[Optional[str], typer.Option("--devices", help="One worker process per device: all, cpu:N, or 0,1,... (cuda:N, cpu, mps).")] = None,
     backend: Annotated[str, typer.Option("--backend", help="local (this machine) or ray (Ray Data, `pip install ctxgen[ray]`).")] = "local",
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", envvar="RAY_ADDRESS", help="Join this Ray cluster (default: start a local Ray).")] = None,
+    attention: Annotated[str, typer.Option("--attention", help="auto (flex on CUDA, else sdpa), sdpa or flex.")] = "auto",
+    memory: Annotated[str, typer.Option("--memory", help="full, balanced (offload text encoders and VAE) or low (NF4, CUDA).")] = "full",
     sam_model: Annotated[str, typer.Option("--sam-model", envvar="CTXGEN_SAM_MODEL", help="SAM 2.1 for `mask: auto`.")] = "large",
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per scene on stdout.")] = False,
 ) -> None:
@@ -44,11 +46,14 @@ def render(
 
     with sigterm_as_interrupt():
         try:
+            _check_choice("--attention", attention, ("auto", "sdpa", "flex"))
+            _check_choice("--memory", memory, ("full", "balanced", "low"))
             opts = BatchOptions(
                 out=out, model=model, base=base, adapter=adapter, seeds=tuple(seed or ()), samples=samples, steps=steps,
                 guidance=guidance, device=device, dtype=dtype, text_len=text_len, fuse=fuse, overlays=overlays,
                 force=force, manifest=manifest, fail_fast=fail_fast, sam_model=sam_model, json_out=json_out,
                 devices=devices, backend=backend.strip().lower(), ray_address=ray_address,
+                attention=attention.strip().lower(), memory=memory.strip().lower(),
             )
             plan = prepare_batch(collect_scenes(list(scenes or []), from_file), opts, shard)
         except UserError as exc:  # options, scene lists and model ids are checked before any work: usage errors
@@ -61,3 +66,8 @@ def render(
         except (UserError, KeyboardInterrupt) as exc:
             code = report_error(exc)
     raise typer.Exit(code)
+
+
+def _check_choice(flag: str, value: str, choices: tuple[str, ...]) -> None:
+    if value.strip().lower() not in choices:
+        raise UserError(f"{flag} {value!r}: choose one of {', '.join(choices)}")

@@ -252,7 +252,8 @@ def _fmt_presets(s: dict) -> list[str]:
     out = []
     for name, p in s.items():
         adapter = f"adapter {p['adapter']} ({p['adapter_status']})" if p["adapter"] else "no adapter"
-        out.append(f"{name}: {'ready' if p['ready'] else 'NOT READY'}; base {p['base']} ({p['base_status']}); {adapter}")
+        state = "ready" if p["ready"] else "NOT READY"
+        out.append(f"{name}: {state}; base {p['base']} ({p['base_status']}); {adapter}")
     return out
 
 

@@ -64,12 +64,13 @@ def open_image(path: Path, limit: int | None = None) -> Image.Image:
     if problem is not None:
         raise ImageError(path, problem)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # Pillow's own limit counts as ours
             with Image.open(path, formats=FORMATS) as im:
                 _check_pixels(path, im.size, limit)
                 im.load()  # decode everything now: truncated files fail here, not later
-                return ImageOps.exif_transpose(im)
+                out = ImageOps.exif_transpose(im)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         reason = f"larger than Pillow's decompression-bomb limit ({Image.MAX_IMAGE_PIXELS:,} pixels); downscale it"
         raise ImageError(path, reason) from None
@@ -78,6 +79,12 @@ def open_image(path: Path, limit: int | None = None) -> Image.Image:
     except _DECODE_ERRORS as exc:
         logger.debug("decoding %s failed: %r", path, exc)
         raise ImageError(path, "cannot decode the image data: the file is truncated or corrupt; re-export it") from None
+    for w in caught:
+        if issubclass(w.category, UserWarning):  # Pillow on the data, e.g. corrupt EXIF: the pixels are fine
+            logger.warning("%s: %s", path.name, " ".join(str(w.message).split()))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return out
 
 
 def _check_pixels(path: Path, size: tuple[int, int], limit: int) -> None:

@@ -31,6 +31,8 @@ class RenderSettings:
     fused: bool
     dtype: str
     device: str
+    memory: str = "full"  # the low tier quantises weights: other pixels
+    attention: str = "sdpa"  # flex and sdpa agree to ~1e-7, which can flip a rounding
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -112,15 +114,19 @@ def save_pil(path: Path, image: Any) -> Path:
     return write_bytes(path, buf.getvalue())
 
 
+def safe_name(stem: str) -> str:
+    """A folder name from a file stem: letters, digits, `-_.` only, never hidden, never empty."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in stem).lstrip(".") or "scene"
+
+
 def scene_out_dirs(scenes: list[Path], root: Path) -> dict[Path, Path]:
-    """`root/<stem>` per scene file; stems shared by several files get a short path hash (never escapes root)."""
-    by_stem: dict[str, list[Path]] = {}
+    """`root/<name>` per scene file; names shared by several files get a short path hash (never escapes root)."""
+    by_name: dict[str, list[Path]] = {}
     for p in scenes:
-        by_stem.setdefault(p.stem, []).append(p)
+        by_name.setdefault(safe_name(p.stem), []).append(p)
     out: dict[Path, Path] = {}
-    for stem, paths in by_stem.items():
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem).lstrip(".") or "scene"
+    for name, paths in by_name.items():
         for p in paths:
             tag = "" if len(paths) == 1 else "-" + hashlib.sha256(str(p.resolve()).encode()).hexdigest()[:6]
-            out[p] = root / f"{safe}{tag}"
+            out[p] = root / f"{name}{tag}"
     return out

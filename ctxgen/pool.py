@@ -11,10 +11,13 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .batch import (BatchOptions, BatchPlan, ModelLoadError, Reporter, WorkItem, _progress, error_message, make_record,
+from rich.markup import escape
+
+from .batch import (BatchOptions, BatchPlan, ModelLoadError, Reporter, WorkItem, error_message, make_record,
                     process_scene, scene_seeds)
 from .console import err
 from .errors import EXIT_INTERRUPTED, UserError
+from .worker import progress_bar
 
 log = logging.getLogger(__name__)
 MAX_RESTARTS = 3  # replacements per device for workers that die (a crash-looping device is given up)
@@ -54,7 +57,7 @@ def check_devices(devices: tuple[str, ...]) -> None:
         n = _cuda_count()
         bad = [i for i in cuda if i >= n]
         if bad:
-            raise UserError(f"--devices: cuda:{bad[0]} does not exist ({n} CUDA GPU(s) visible); use indices 0..{n - 1}")
+            raise UserError(f"--devices: cuda:{bad[0]} does not exist ({n} CUDA GPU(s) visible); use 0..{n - 1}")
     if "mps" in devices:
         import torch
 
@@ -169,7 +172,11 @@ class _Pool:
         while slot.conn.poll():
             try:
                 kind, payload = slot.conn.recv()
-            except Exception:  # EOF, or half a message from a killed worker
+            except Exception:  # EOF, or half a message from a killed worker: it is exiting or must
+                slot.proc.join(STOP_GRACE_S)
+                if slot.proc.is_alive():
+                    slot.proc.kill()
+                    slot.proc.join()
                 break
             self.handle(slot, kind, payload)
         if not slot.proc.is_alive():
@@ -183,11 +190,12 @@ class _Pool:
                 err.print("stopping at the first failure (--fail-fast)")
                 self.queue.clear()
             return
+        shown = bool(slot.records) and slot.records[-1]["error"] == payload
         if kind in ("done", "fatal") and slot.item is not None:
             self.finish_item(slot)
         if kind == "fatal":
             slot.fatal = True
-            err.print(f"[red]error[/] worker {slot.device} stopped: {payload}", markup=True)
+            err.print(f"worker {slot.device} stopped" + ("" if shown else f": {escape(str(payload))}"))
             return
         slot.item = self.queue.popleft() if self.queue else None  # "ready" or "done": the next scene, or stop
         if slot.item is not None:
@@ -231,11 +239,11 @@ class _Pool:
         try:
             scene = load_scene(slot.item.path)
         except Exception:
-            return [None] if not slot.records else []
+            return [None]
         if scene.seed_random and not self.opts.seeds:
-            return [None] if not slot.records else []  # the worker drew its own seed
+            return [None]  # the worker drew (or reused) its own seeds: unknown here
         seen = {r["seed"] for r in slot.records}
-        return [s for s in scene_seeds(scene, self.opts) if s not in seen]
+        return [s for s in scene_seeds(scene, self.opts) if s not in seen] or [None]
 
     def stop(self) -> None:
         """Interrupt: SIGTERM every worker (they remove their temp files), SIGKILL any still alive after the grace."""
@@ -264,7 +272,7 @@ def _exit_text(code: int | None) -> str:
 def run_pool(plan: BatchPlan, opts: BatchOptions, reporter: Reporter) -> None:
     """One worker process per device ("spawn"), dynamic dispatch; Ctrl-C or SIGTERM stops them all (exit 130)."""
     pool = _Pool(plan, opts, reporter)
-    with _progress(len(plan.items), steps=False) as (bar, _):
+    with progress_bar(len(plan.items), steps=False) as (bar, _):
         pool.bar = bar
         try:
             pool.run()

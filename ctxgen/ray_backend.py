@@ -8,8 +8,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .batch import BatchOptions, BatchPlan, ModelLoadError, Reporter, WorkItem, _progress, make_record, process_scene
+from .batch import BatchOptions, BatchPlan, ModelLoadError, Reporter, WorkItem, make_record, process_scene
 from .errors import UserError
+from .worker import progress_bar
 
 log = logging.getLogger(__name__)
 INSTALL_HINT = "install it with `pip install 'ctxgen[ray]'`"
@@ -26,7 +27,8 @@ class RenderActor:
         device = "cuda" if use_gpu else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES to this actor's GPU
         if not use_gpu:
             torch.set_num_threads(threads)
-        self.worker = SceneWorker(replace(opts, device=device), identity=localize_identity(identity, device, opts.dtype))
+        identity = localize_identity(identity, device, opts.dtype)
+        self.worker = SceneWorker(replace(opts, device=device), identity=identity)
         self.load_error: str | None = None
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +83,7 @@ def _init_ray(ray: Any, address: str | None, n_cpu_actors: int) -> bool:
 
 
 def run_ray(plan: BatchPlan, opts: BatchOptions, reporter: Reporter) -> None:
-    """Ray Data: from_items(scene rows) -> map_batches(RenderActor) -> iterate in the driver, which writes every record."""
+    """Ray Data: from_items(scene rows) -> map_batches(RenderActor) -> the driver reports every row."""
     try:
         import ray
         import ray.data
@@ -100,12 +102,12 @@ def run_ray(plan: BatchPlan, opts: BatchOptions, reporter: Reporter) -> None:
         ctx.print_on_execution_start = False
         rows = [{"index": it.index, "path": str(it.path.resolve()), "out_dir": str(it.out_dir.resolve())}
                 for it in plan.items]  # absolute paths: actors on other nodes read and write the shared filesystem
+        pool = ray.data.ActorPoolStrategy(size=n, max_tasks_in_flight_per_actor=1)  # an idle actor takes the next scene
         ds = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-            RenderActor, batch_size=1, compute=ray.data.ActorPoolStrategy(size=n, max_tasks_in_flight_per_actor=1), num_gpus=1 if use_gpu else 0,
-            num_cpus=cpus, fn_constructor_kwargs={"opts": opts, "identity": plan.identity, "use_gpu": use_gpu,
-                                                  "threads": cpus})
+            RenderActor, batch_size=1, compute=pool, num_gpus=1 if use_gpu else 0, num_cpus=cpus,
+            fn_constructor_kwargs={"opts": opts, "identity": plan.identity, "use_gpu": use_gpu, "threads": cpus})
         by_index = {it.index: it for it in plan.items}
-        with _progress(len(rows), steps=False) as (bar, _):
+        with progress_bar(len(rows), steps=False) as (bar, _):
             for row in ds.iter_rows():
                 records = json.loads(row["records"])
                 for rec in records:

@@ -44,7 +44,7 @@ class Sample:
 
 
 def device_masks(masks: Any, device: Any) -> dict[str, Any]:
-    """Expand both masks on the device from their class form: (1, 1, S, S) bool, once per scene (R19)."""
+    """Both masks as dense (1, 1, S, S) bool on the device, the published form (kept for comparisons; R19)."""
     import torch
 
     out = {}

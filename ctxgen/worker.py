@@ -1,14 +1,17 @@
-"""One render worker: loads the model once (lazily), renders scenes, writes images, sidecars and overlays."""
+"""One render worker (loads the model once, lazily; renders scenes; writes outputs) and the in-process backend."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .batch import BatchOptions, ModelLoadError, error_message, make_record, scene_seeds
+from .batch import (BatchOptions, BatchPlan, ModelLoadError, Reporter, error_message, make_record, process_scene,
+                    scene_seeds)
+from .console import err
 from .outputs import (RenderSettings, build_metadata, image_path, is_done, output_key, read_metadata, save_pil,
                       scene_files, write_image, write_sidecar)
 from .scene import Scene
@@ -59,7 +62,8 @@ class SceneWorker:
             t0 = time.perf_counter()
             try:
                 spec = resolve_model_spec(self.opts.model, self.opts.base, self.opts.adapter)
-                self._model = load_model(spec, self.opts.device, self.opts.dtype, self.opts.fuse, memory=self.opts.memory)
+                o = self.opts
+                self._model = load_model(spec, o.device, o.dtype, o.fuse, memory=o.memory)
                 self._renderer = Renderer(self._model, self.opts.text_len, attention=self.opts.attention)
             except Exception as exc:
                 raise ModelLoadError(f"model load failed: {error_message(exc)}") from exc
@@ -68,11 +72,14 @@ class SceneWorker:
         return self._renderer
 
     def settings(self, scene: Scene) -> RenderSettings:
+        from .attention import resolve_attention
+
         ident = self.identity()
         return RenderSettings(
             steps=self.opts.steps or scene.steps, guidance=self.opts.guidance if self.opts.guidance is not None else scene.guidance,
             text_len=self.opts.text_len, base=ident["base"], adapter=ident["adapter"],
             adapter_sha256=ident["adapter_sha256"], fused=ident["fused"], dtype=ident["dtype"], device=ident["device"],
+            memory=self.opts.memory, attention=resolve_attention(self.opts.attention, ident["device"]),
         )
 
     def close(self) -> None:
@@ -81,7 +88,7 @@ class SceneWorker:
 
     # -- scenes ----------------------------------------------------------------------------------------
     def seeds_for(self, scene: Scene, out_dir: Path, files: dict[str, str], settings: RenderSettings) -> tuple[int, ...]:
-        """The seeds to render; a scene without a seed keeps the seeds an earlier run drew (found by key), so it resumes."""
+        """The seeds to render; a scene without a seed keeps those an earlier run drew (found by key)."""
         if not scene.seed_random or self.opts.seeds:
             return scene_seeds(scene, self.opts)
         found = []
@@ -97,8 +104,19 @@ class SceneWorker:
             seeds.append(max(seeds) + 1)
         return tuple(seeds)
 
-    def render_scene(self, scene: Scene, out_dir: Path, emit: Emit) -> None:
-        """Render every pending seed of one scene, emitting one manifest record per seed as soon as it is done."""
+    def render_scene(self, scene: Scene, out_dir: Path, emit: Emit | None = None) -> list[dict[str, Any]]:
+        """Render every pending seed of one scene; one record per seed, passed to `emit` as soon as it is done."""
+        records: list[dict[str, Any]] = []
+
+        def keep(rec: dict[str, Any]) -> None:
+            records.append(rec)
+            if emit is not None:
+                emit(rec)
+
+        self._render(scene, out_dir, keep)
+        return records
+
+    def _render(self, scene: Scene, out_dir: Path, emit: Emit) -> None:
         settings = self.settings(scene)
         files = scene_files(scene)
         seeds = self.last_seeds = self.seeds_for(scene, out_dir, files, settings)
@@ -124,7 +142,8 @@ class SceneWorker:
         cond = renderer.condition(sp)
         prep = {"plan_s": round(plan_s, 4), "condition_s": round(cond.seconds, 4)}
         if cond.truncated:
-            log.warning("%s: the prompt is longer than %d T5 tokens and was truncated", scene.source, self.opts.text_len)
+            log.warning("%s: the prompt is longer than %d T5 tokens and was truncated", scene.source,
+                        self.opts.text_len)
         for s in pending:
             sample = renderer.sample(sp, cond, s, settings.steps, settings.guidance, self._on_step)
             t1 = time.perf_counter()
@@ -151,13 +170,54 @@ class SceneWorker:
                  "layer_order": list(sp.layout.order), "prompt_truncated": truncated,
                  "warnings": list(sp.scene.warnings), "wrapped_prompt": sp.prompt}
         meta = build_metadata(sp.scene, files, sample.seed, settings, key, extra)
-        written = []
-        if self.opts.overlays:
-            from .overlays import render_overlays
+        written: list[Path] = []
+        try:
+            if self.opts.overlays:
+                from .overlays import render_overlays
 
-            debug_dir = png.with_suffix(".debug")
-            for name, im in render_overlays(sp, sample.image).items():
-                written.append(save_pil(debug_dir / f"{name}.png", im))
-        written.insert(0, write_sidecar(png, meta))
-        written.insert(0, write_image(png, sample.image, meta))  # the image last: its key marks the seed done
+                debug_dir = png.with_suffix(".debug")
+                for name, im in render_overlays(sp, sample.image).items():
+                    written.append(save_pil(debug_dir / f"{name}.png", im))
+            written.insert(0, write_sidecar(png, meta))
+            written.insert(0, write_image(png, sample.image, meta))  # the image last: its key marks the seed done
+        except BaseException:
+            for path in written:  # no sidecar or overlay without its image
+                path.unlink(missing_ok=True)
+            raise
         return written
+
+
+def run_serial(plan: BatchPlan, opts: BatchOptions, reporter: Reporter) -> None:
+    """Every scene in this process with one model load."""
+    with progress_bar(len(plan.items)) as (bar, on_step):
+        worker = SceneWorker(opts, progress=on_step, identity=plan.identity)
+        try:
+            for item in plan.items:
+                reporter.scene_done(item, process_scene(worker, item, reporter.add))
+                bar()
+                if reporter.stop_now():
+                    err.print("stopping at the first failure (--fail-fast)")
+                    break
+        except ModelLoadError:
+            err.print("stopping: the model could not be loaded")
+        finally:
+            worker.close()
+
+
+@contextmanager
+def progress_bar(n_scenes: int, steps: bool = True):
+    """A rich bar over scenes (and steps) on stderr when it is a terminal; otherwise silent callbacks."""
+    if not err.is_terminal:
+        yield (lambda: None), None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*cols, console=err, transient=True) as prog:
+        scenes = prog.add_task("scenes", total=n_scenes)
+        step_task = prog.add_task("steps", total=1) if steps else None
+
+        def on_step(i: int, n: int) -> None:
+            prog.update(step_task, completed=i + 1, total=n)
+
+        yield (lambda: prog.advance(scenes)), (on_step if steps else None)

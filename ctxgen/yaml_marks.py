@@ -79,9 +79,19 @@ def compose(text: str, shown: str) -> yaml.Node | None:
         message = f"character U+{code:04X} is not allowed in YAML; remove it"
     except RecursionError:
         line, col, message = 1, 1, "the document nests too deeply"
-    except ValueError as exc:  # PyYAML's scanner lets chr() fail on a `\U` escape above U+10FFFF
-        line, col, message = 1, 1, f"invalid escape in a quoted string ({exc})"
+    except (ValueError, OverflowError):  # PyYAML's scanner lets chr() fail on a `\U` escape above U+10FFFF
+        line, col = _big_escape(text)
+        message = "a \\U escape in a quoted string is above U+10FFFF, the last Unicode character; fix or remove it"
     raise SceneError([format_issue(shown, line, col, "yaml", message)])
+
+
+def _big_escape(text: str) -> tuple[int, int]:
+    """1-based line:col of the first `\\UXXXXXXXX` escape above U+10FFFF (not itself escaped), else 1:1."""
+    for m in re.finditer(r"(?<!\\)(?:\\\\)*(\\U([0-9A-Fa-f]{8}))", text):
+        if int(m.group(2), 16) > 0x10FFFF:
+            pos = m.start(1)
+            return text.count("\n", 0, pos) + 1, pos - text.rfind("\n", 0, pos)
+    return 1, 1
 
 
 class Report:
@@ -141,7 +151,8 @@ class Report:
             key = key_node.value.encode("utf-8", "backslashreplace").decode("utf-8")
             if loc + (key,) in self.key_marks:
                 first = self.key_marks[loc + (key,)][0]
-                self.issues.append((*mark, field_path(loc + (key,)), f"duplicate key (first at line {first}); keep one"))
+                message = f"duplicate key (first at line {first}); keep one"
+                self.issues.append((*mark, field_path(loc + (key,)), message))
                 continue
             self.key_marks[loc + (key,)] = mark
             out[key] = self.walk(value_node, loc + (key,))

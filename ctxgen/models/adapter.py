@@ -46,9 +46,13 @@ def _refuse_pickle(path: Path) -> ModelError:
 
 def pick_adapter_file(folder: Path) -> Path:
     """The folder's `*_<step>.safetensors` with the highest step, else its only .safetensors file (R21)."""
-    files = sorted(p for p in folder.rglob("*.safetensors") if p.is_file())
+    try:
+        files = sorted(p for p in folder.rglob("*.safetensors") if p.is_file())
+        pickles = sorted(p for p in folder.rglob("*") if p.suffix.lower() in _PICKLE_SUFFIXES) if not files else []
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise ModelError(f"adapter folder {folder}: cannot list it ({reason}); check its permissions") from None
     if not files:
-        pickles = sorted(p for p in folder.rglob("*") if p.suffix.lower() in _PICKLE_SUFFIXES)
         if pickles:
             raise _refuse_pickle(pickles[0])
         raise ModelError(f"adapter folder {folder}: no .safetensors file in it; pass --adapter FILE.safetensors")
@@ -104,14 +108,18 @@ _SHA_CACHE: dict[tuple[str, int, int], str] = {}  # (resolved path, size, mtime_
 
 def file_sha256(path: Path) -> str:
     """sha256 of a file, remembered per (path, size, mtime) so identity and loading hash a big adapter once."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 24), b""):
-                digest.update(chunk)
-        _SHA_CACHE[key] = digest.hexdigest()
+    try:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if key not in _SHA_CACHE:
+            digest = hashlib.sha256()
+            with path.open("rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 24), b""):
+                    digest.update(chunk)
+            _SHA_CACHE[key] = digest.hexdigest()
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise ModelError(f"adapter {path}: cannot read it ({reason}); check the path and its permissions") from None
     return _SHA_CACHE[key]
 
 
@@ -133,11 +141,25 @@ def read_adapter(pipe, path: Path) -> AdapterWeights:
         ) from None
     if not raw:
         raise ModelError(f"adapter {path}: the file holds no tensors; download it again")
+    _check_values(path, raw)
     try:
         state_dict, alphas = pipe.lora_state_dict(raw, return_alphas=True)
     except (ValueError, KeyError) as exc:
         raise ModelError(f"adapter {path}: not a FLUX LoRA the loader understands ({exc})") from None
     return AdapterWeights(path, dict(state_dict), dict(alphas or {}), metadata, file_sha256(path))
+
+
+def _check_values(path: Path, tensors: dict) -> None:
+    """Refuse integer tensors and NaN/inf values: loaded as-is they give an error deep in peft or a ruined image."""
+    import torch
+
+    for key, tensor in tensors.items():
+        if not tensor.is_floating_point():
+            raise ModelError(f"adapter {path}: tensor {key} has dtype {str(tensor.dtype).removeprefix('torch.')}; "
+                             "LoRA weights are floating point (float32, float16 or bfloat16), pass the real adapter")
+        if not bool(torch.isfinite(tensor).all()):
+            raise ModelError(f"adapter {path}: tensor {key} holds NaN or infinite values; the file is damaged, "
+                             "download it again")
 
 
 def _key_problem(key: str, tensor: torch.Tensor, modules: dict) -> str | None:
@@ -190,14 +212,19 @@ def check_adapter_fits(weights: AdapterWeights, transformer, base_id: str) -> No
 
 def _inject(pipe, weights: AdapterWeights) -> None:
     """Load the LoRA into the transformer as separate peft layers named `contextgen`."""
-    pipe.load_lora_into_transformer(
-        dict(weights.state_dict),
-        network_alphas=None if weights.metadata else (weights.alphas or None),
-        transformer=pipe.transformer,
-        adapter_name=ADAPTER_NAME,
-        metadata=weights.metadata,
-        low_cpu_mem_usage=True,  # no random init of r=512 matrices that are overwritten at once
-    )
+    try:
+        pipe.load_lora_into_transformer(
+            dict(weights.state_dict),
+            network_alphas=None if weights.metadata else (weights.alphas or None),
+            transformer=pipe.transformer,
+            adapter_name=ADAPTER_NAME,
+            metadata=weights.metadata,
+            low_cpu_mem_usage=True,  # no random init of r=512 matrices that are overwritten at once
+        )
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:  # peft's own checks, after ours passed
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelError(f"adapter {weights.path}: peft could not load it ({type(exc).__name__}: {first}); "
+                         "pass the adapter trained for this base") from None
 
 
 def attach_adapter(pipe, weights: AdapterWeights, base_id: str, fuse: bool) -> None:

@@ -209,13 +209,13 @@ def _save_adapter(pipe_cls, transformer, folder: Path, step: int) -> Path:
     return folder / name
 
 
-def save_tiny_model(dir: Path) -> tuple[Path, Path]:
+def save_tiny_model(dir: Path, seed: int = 0) -> tuple[Path, Path]:
     """Save the tiny base in the diffusers layout (`dir/base`) and two adapters (`dir/adapter`, steps 100, 200)."""
     from diffusers import FluxKontextPipeline
 
     root = Path(dir)
     root.mkdir(parents=True, exist_ok=True)
-    components = build_tiny_components()
+    components = build_tiny_components(seed)
     base_dir, adapter_dir = root / "base", root / "adapter"
     tmp_base = Path(tempfile.mkdtemp(prefix=".base.", dir=root))  # written whole, then moved into place
     try:

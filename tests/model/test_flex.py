@@ -147,6 +147,10 @@ def test_sdpa_masks_are_additive_biases(plans):
             assert bias.shape == (1, 1, masks.seq_len, masks.seq_len) and bias.dtype == dtype
             allowed = torch.from_numpy(masks.dense(kind))
             assert torch.equal(bias[0, 0] == 0, allowed) and torch.isneginf(bias[0, 0][~allowed]).all()
+    s = masks.seq_len
+    assert s % 16 and sdpa_masks(masks, "cpu", torch.float32)["cla"].is_contiguous()
+    gpu_like = sdpa_masks(masks, "meta", torch.bfloat16)["ica"]  # off the CPU: rows padded to 16 elements
+    assert gpu_like.shape == (1, 1, s, s) and gpu_like.stride(-2) == -(-s // 16) * 16 and gpu_like.stride(-1) == 1
 
 
 def test_resolve_attention_per_device():

@@ -50,7 +50,8 @@ def test_tiny_mode_runs_every_configuration(gpu_bench, tmp_path, capsys):
     check = result["flex_vs_sdpa"]["tiny-3refs"]
     assert check["max_abs_diff"] < 1e-5 < check["max_abs_output"]  # float32: the two kernels agree
     table = capsys.readouterr().out
-    assert "| tiny-3refs | ctxgen-flex | compiled |" in table and "| tiny-3refs | published | 0." in table
+    steps, kernels_table = table.split("attention kernel")
+    assert "| tiny-3refs | ctxgen-flex | compiled |" in steps and "| tiny-3refs | ctxgen-flex |" in kernels_table
     assert result["lora_rank"] == 4 and result["dtype"] == "float32"
 
 

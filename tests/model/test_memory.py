@@ -44,7 +44,8 @@ def balanced(spec):
 
 def test_full_tier_keeps_everything_on_the_device(tiny_model):
     assert tiny_model.memory == "full"
-    assert placement(tiny_model.pipe) == {name: "cpu" for name in ("transformer", "text_encoder", "text_encoder_2", "vae")}
+    names = ("transformer", "text_encoder", "text_encoder_2", "vae")
+    assert placement(tiny_model.pipe) == dict.fromkeys(names, "cpu")
 
 
 def test_balanced_tier_streams_encoders_and_vae(balanced):

@@ -38,8 +38,6 @@ def test_scene_folders_never_leave_out(items: list[tuple[str, str]]) -> None:
     assert all(not out.name.startswith(".") for out in dirs.values())  # never hidden, never `..`
 
 
-@pytest.mark.xfail(strict=True, reason="outputs.scene_out_dirs groups by raw stem, so stems that sanitise to the "
-                                       "same folder name share it (outputs overwrite each other)")
 def test_scene_folders_are_distinct() -> None:
     paths = [Path("x/a b.yaml"), Path("y/a_b.yaml"), Path("..yaml"), Path("scene.yaml")]
     dirs = scene_out_dirs(paths, Path("out"))
@@ -65,7 +63,8 @@ def test_layout_writes_only_under_out(tmp_path: Path, monkeypatch: pytest.Monkey
     created = {p for p in tmp_path.rglob("*") if p.is_file()} - before
     out = (work / "out").resolve()
     assert created and all(p.resolve().is_relative_to(out) for p in created)
-    assert {p.parent.name for p in created} == {"up", "scene"}
+    names = {p.parent.name for p in created}
+    assert len(names) == 3 and "up" in names and all(n == "up" or n.startswith("scene-") for n in names)
 
 
 # ---- nothing is unpickled, nothing runs remote code ----

@@ -116,7 +116,8 @@ GOLDEN = {
         ["s.yaml:1:11 yaml: character U+0007 is not allowed in YAML; remove it"]),
     "escape_above_unicode": (
         'prompt: "\\U00110000"\n',
-        ["s.yaml:1:1 yaml: invalid escape in a quoted string (chr() arg not in range(0x110000))"]),
+        ["s.yaml:1:10 yaml: a \\U escape in a quoted string is above U+10FFFF, the last Unicode character; fix or "
+         "remove it"]),
     "lone_surrogate": (
         'prompt: "a\\ud800"\ninstances:\n  - image: refs/cut.png\n' + BOX,
         ["s.yaml:1:9 prompt: contains an escaped lone surrogate (\\ud800-\\udfff); remove it"]),

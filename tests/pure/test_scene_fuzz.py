@@ -50,9 +50,11 @@ documents = with_extras(st.fixed_dictionaries(
 
 @st.composite
 def scene_bytes(draw: st.DrawFn) -> bytes:
-    """A dumped document, then a few text mutations (YAML syntax fragments, deletions, lines moved, raw bytes)."""
+    """A dumped document (a random one or a valid one), then a few text mutations (YAML syntax fragments,
+    deletions, lines moved, raw bytes): some load, most do not."""
     style = draw(st.sampled_from([False, None, True]))
-    text = yaml.safe_dump(draw(documents), sort_keys=False, default_flow_style=style, allow_unicode=True)
+    doc = draw(documents | st.deferred(lambda: valid_scene().map(lambda case: case[0])))
+    text = yaml.safe_dump(doc, sort_keys=False, default_flow_style=style, allow_unicode=True)
     for _ in range(draw(st.integers(0, 3))):
         i = draw(st.integers(0, len(text)))
         kind = draw(st.sampled_from(["insert", "delete", "line"]))
