@@ -27,6 +27,7 @@ class PromptEmbeds:
     pooled: torch.Tensor  # (1, Dp) CLIP pooled output
     text_ids: torch.Tensor  # float32 (T, 3), all zeros (R14)
     truncated: bool  # True when T5 saw more than T tokens and the tail was cut
+    n_tokens: int = 0  # T5 tokens the wrapped prompt needs (with </s>), before padding or truncation
 
 
 def t5_token_count(model: LoadedModel, text: str) -> int:
@@ -41,7 +42,7 @@ def encode_prompt(model: LoadedModel, text: str, text_len: int) -> PromptEmbeds:
     n_tokens = t5_token_count(model, text)
     truncated = n_tokens > text_len
     if truncated:
-        logger.warning(
+        logger.debug(
             "prompt is %d T5 tokens but the text length is %d: the last %d tokens are dropped",
             n_tokens, text_len, n_tokens - text_len,
         )  # fmt: skip
@@ -49,7 +50,7 @@ def encode_prompt(model: LoadedModel, text: str, text_len: int) -> PromptEmbeds:
         embeds, pooled, text_ids = model.pipe.encode_prompt(
             prompt=text, prompt_2=None, device=model.device, max_sequence_length=text_len
         )
-    return PromptEmbeds(embeds, pooled, text_ids.to(torch.float32), truncated)
+    return PromptEmbeds(embeds, pooled, text_ids.to(torch.float32), truncated, n_tokens)
 
 
 def _check_pixels(pixels: np.ndarray) -> None:

@@ -14,6 +14,12 @@ class UserError(Exception):
     exit_code = EXIT_FAILED
 
 
+class UsageError(UserError):
+    """The command line itself is wrong (no scenes, a bad option value): nothing was started."""
+
+    exit_code = EXIT_USAGE
+
+
 class SceneError(UserError):
     """A scene file has one or more problems; each is one line `file:LINE:COL field.path: message`."""
 

@@ -28,6 +28,7 @@ class Conditioning:
     img_ids: Any  # torch float32 (S - T, 3)
     masks: dict[str, Any]  # kind -> attention mask in the kernel's form (additive bias or BlockMask)
     truncated: bool  # the prompt was longer than T5's text_len tokens
+    prompt_tokens: int  # T5 tokens the wrapped prompt needs
     seconds: float
     peak_memory: int | None = None  # bytes on the accelerator while conditioning, None on CPU
 
@@ -86,7 +87,7 @@ class Renderer:
         img_ids = torch.from_numpy(sp.tokens.ids).to(dev)  # (S - T, 3) float32, R14
         masks = kernel_masks(sp.masks, dev, self.model.dtype, self.attention)
         return Conditioning(
-            prompt.prompt_embeds, prompt.pooled, prompt.text_ids, context, img_ids, masks, prompt.truncated,
+            prompt.prompt_embeds, prompt.pooled, prompt.text_ids, context, img_ids, masks, prompt.truncated, prompt.n_tokens,
             time.perf_counter() - t0, read_peak(dev),
         )
 

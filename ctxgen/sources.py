@@ -6,7 +6,7 @@ import glob
 import sys
 from pathlib import Path
 
-from .errors import UserError
+from .errors import UsageError
 
 SCENE_SUFFIXES = (".yaml", ".yml")
 
@@ -25,7 +25,7 @@ def collect_scenes(args: list[str], from_file: str | None = None) -> list[Path]:
                 seen.add(key)
                 out.append(p)
     if not out:
-        raise UserError("no scene files given; pass YAML files, folders, globs, or --from LIST")
+        raise UsageError("no scene files given; pass YAML files, folders, globs, or --from LIST")
     return out
 
 
@@ -36,7 +36,7 @@ def _read_list(from_file: str) -> list[str]:
         try:
             text = Path(from_file).read_text(encoding="utf-8")
         except OSError as exc:
-            raise UserError(f"{from_file}: cannot read the scene list ({exc.strerror}); check the --from path") from exc
+            raise UsageError(f"{from_file}: cannot read the scene list ({exc.strerror}); check the --from path") from exc
     lines = (ln.strip() for ln in text.splitlines())
     return [ln for ln in lines if ln and not ln.startswith("#")]
 
@@ -46,11 +46,11 @@ def _expand(item: str) -> list[Path]:
     if p.is_dir():
         found = sorted(q for q in p.rglob("*") if q.suffix.lower() in SCENE_SUFFIXES and q.is_file())
         if not found:
-            raise UserError(f"{item}: folder holds no .yaml scene files")
+            raise UsageError(f"{item}: folder holds no .yaml scene files")
         return found
     if p.exists() or not glob.has_magic(item):
         return [p]  # a missing plain path is reported by the scene loader with its name
     matches = sorted(Path(m) for m in glob.glob(item, recursive=True) if Path(m).is_file())
     if not matches:
-        raise UserError(f"{item}: the pattern matches no files")
+        raise UsageError(f"{item}: the pattern matches no files")
     return matches

@@ -142,8 +142,9 @@ class SceneWorker:
         cond = renderer.condition(sp)
         prep = {"plan_s": round(plan_s, 4), "condition_s": round(cond.seconds, 4)}
         if cond.truncated:
-            log.warning("%s: the prompt is longer than %d T5 tokens and was truncated", scene.source,
-                        self.opts.text_len)
+            n, t = cond.prompt_tokens, self.opts.text_len
+            log.warning(scene.issue("prompt", f"needs {n} T5 tokens with the template but --text-len is {t}: "
+                                              f"the last {n - t} are dropped; shorten the prompt"))
         for s in pending:
             sample = renderer.sample(sp, cond, s, settings.steps, settings.guidance, self._on_step)
             t1 = time.perf_counter()
