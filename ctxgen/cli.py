@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
-from .errors import EXIT_FAILED, EXIT_OK, SceneError, UserError
+from .errors import EXIT_FAILED, EXIT_OK, UserError
 
 app = typer.Typer(
     name="ctxgen",

@@ -10,7 +10,6 @@ import importlib.metadata
 import logging
 import os
 import platform
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from diffusers import FluxTransformer2DModel
 from diffusers.models.transformers.transformer_flux import FluxAttnProcessor
 
 from ctxgen.attention import MaskedFluxAttnProcessor, attention_masks, install_processors, restore_processors
+from tests.model.helpers import tiny_transformer as _tiny_transformer
 
 T, GRID, REF_GRIDS = 8, (4, 4), ((2, 3), (3, 2))  # text length, main grid (Ht, Wt), ref grids (th, tw)
 M = GRID[0] * GRID[1]
@@ -21,15 +21,9 @@ BOXES = ((0, 0, 2, 2), (1, 2, 4, 4))  # (y1t, x1t, y2t, x2t) per ref on the main
 CLA2 = ("cla", "cla")
 
 
-def tiny_transformer() -> FluxTransformer2DModel:
-    """A seeded 2-double / 4-single block FLUX transformer with guidance embedding."""
-    torch.manual_seed(0)
-    model = FluxTransformer2DModel(
-        patch_size=1, in_channels=64, num_layers=2, num_single_layers=4, attention_head_dim=16,
-        num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32, guidance_embeds=True,
-        axes_dims_rope=(4, 6, 6),
-    )
-    return model.eval()
+def tiny_transformer():
+    """The shared tiny transformer with 2 double / 4 single blocks."""
+    return _tiny_transformer(2, 4)
 
 
 def position_ids() -> torch.Tensor:

@@ -16,6 +16,7 @@ from ctxgen.models.loading import load_model
 from ctxgen.models.registry import ModelSpec
 from ctxgen.plan import plan_scene
 from ctxgen.scene import load_scene
+from tests.model.helpers import write_small_scene
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SCENES = sorted(p.name for p in EXAMPLES.glob("*.yaml"))
@@ -23,19 +24,6 @@ TEXT_LEN = 8  # the tiny model's T5 length
 HEADS, HEAD_DIM = 2, 16  # the tiny transformer's, so the kernel compiled here serves the render test too
 
 pytestmark = pytest.mark.skipif(not flex_available(), reason="FlexAttention needs torch >= 2.6")
-
-
-def write_small_scene(folder: Path) -> Path:
-    """A 256x256 two-reference scene (S = 1,042, not a whole number of blocks) built from the bundled cut-outs."""
-    refs = EXAMPLES / "refs"
-    path = folder / "small.yaml"
-    path.write_text(
-        'prompt: "a dog with a ball"\nsize: [256, 256]\nseed: 1\nsteps: 2\ninstances:\n'
-        f"  - image: {refs / 'dog.png'}\n    box: [20, 60, 180, 230]\n"
-        f"  - image: {refs / 'ball.png'}\n    box: [150, 150, 240, 240]\n",
-        encoding="utf-8",
-    )
-    return path
 
 
 @pytest.fixture(scope="module")

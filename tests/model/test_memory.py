@@ -14,22 +14,10 @@ from ctxgen.memory import check_memory_tier, nf4_kwargs, placement, read_peak, r
 from ctxgen.models import loading
 from ctxgen.models.loading import load_base, load_model
 from ctxgen.models.registry import TINY, ModelSpec
+from tests.model.helpers import write_small_scene
 
 TEXT_LEN = 8
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def write_small_scene(folder: Path) -> Path:
-    """A 256x256 two-reference scene (S = 1,042, not a whole number of blocks) built from the bundled cut-outs."""
-    refs = EXAMPLES / "refs"
-    path = folder / "small.yaml"
-    path.write_text(
-        'prompt: "a dog with a ball"\nsize: [256, 256]\nseed: 1\nsteps: 2\ninstances:\n'
-        f"  - image: {refs / 'dog.png'}\n    box: [20, 60, 180, 230]\n"
-        f"  - image: {refs / 'ball.png'}\n    box: [150, 150, 240, 240]\n",
-        encoding="utf-8",
-    )
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from diffusers import FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
+from diffusers import FlowMatchEulerDiscreteScheduler
 from diffusers.pipelines.flux.pipeline_flux_kontext import FluxKontextPipeline, calculate_shift, retrieve_timesteps
 
 from ctxgen.attention import MaskedFluxAttnProcessor, attention_masks, install_processors, restore_processors
 from ctxgen.errors import UserError
 from ctxgen.sampling import denoise, initial_noise, make_model_fn, sigmas_and_timesteps
+from tests.model.helpers import tiny_transformer as _tiny_transformer
 
 # The scheduler config shipped with FLUX.1-Kontext-dev (scheduler/scheduler_config.json).
 FLUX_SCHEDULER = dict(
@@ -24,19 +25,13 @@ M = (W // 16) * (H // 16)
 S = T + M + C
 
 
+def tiny_transformer():
+    """The shared tiny transformer with 1 double / 2 single blocks."""
+    return _tiny_transformer(1, 2)
+
+
 def scheduler() -> FlowMatchEulerDiscreteScheduler:
     return FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER)
-
-
-def tiny_transformer() -> FluxTransformer2DModel:
-    """A seeded 1-double / 2-single block FLUX transformer with guidance embedding."""
-    torch.manual_seed(0)
-    model = FluxTransformer2DModel(
-        patch_size=1, in_channels=64, num_layers=1, num_single_layers=2, attention_head_dim=16,
-        num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32, guidance_embeds=True,
-        axes_dims_rope=(4, 6, 6),
-    )
-    return model.eval()
 
 
 def conditioning(seed: int = 3) -> dict[str, torch.Tensor]:
