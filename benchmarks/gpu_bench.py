@@ -17,181 +17,30 @@ is reported and skipped. Prints markdown tables; writes JSON to --out (default $
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from ctxgen.attention import install_processors, sdpa_masks  # noqa: E402
+from ctxgen.attention import bool_masks, install_processors, sdpa_masks  # noqa: E402
 from ctxgen.flex import compiled_flex, flex_available, flex_masks  # noqa: E402
-from ctxgen.masks import block_schedule, build_masks  # noqa: E402
-from ctxgen.models.tiny import lora_target_modules  # noqa: E402
-from ctxgen.render import device_masks  # noqa: E402
-from ctxgen.tokens import build_token_layout  # noqa: E402
-
-FULL_ARCH = dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
-                 num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768, guidance_embeds=True,
-                 axes_dims_rope=(16, 56, 56))  # fmt: skip
-TINY_ARCH = dict(FULL_ARCH, num_layers=2, num_single_layers=4, attention_head_dim=16, num_attention_heads=2,
-                 joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=(4, 6, 6))  # fmt: skip
-CONFIGS = (("published", "eager"), ("published", "compiled"), ("ctxgen-sdpa", "eager"), ("ctxgen-flex", "eager"),
-           ("ctxgen-sdpa", "compiled"), ("ctxgen-flex", "compiled"))  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """A ContextGen-shaped input: square canvas, n square references of `ref_side` tokens, T text tokens."""
-
-    name: str
-    size: int
-    n_refs: int
-    ref_side: int
-    text_len: int
-
-
-FULL_SCENARIOS = (Scenario("768-3refs", 768, 3, 32, 512), Scenario("1024-6refs", 1024, 6, 48, 512))
-TINY_SCENARIOS = (Scenario("tiny-3refs", 128, 3, 4, 8), Scenario("tiny-6refs", 160, 6, 4, 8))
-
-
-def ellipse_mask(side: int) -> np.ndarray:
-    """bool (side, side): the inscribed ellipse, a typical cut-out."""
-    yy, xx = np.indices((side, side))  # (2, side, side)
-    r = (side - 1) / 2
-    return ((yy - r) / (r + 0.5)) ** 2 + ((xx - r) / (r + 0.5)) ** 2 <= 1
-
-
-def scene_plan(scn: Scenario):
-    """Token layout and masks (R13-R17) for n overlapping boxes along the diagonal, 45 % of the canvas side."""
-    grid = scn.size // 16
-    side = int(0.45 * grid)
-    starts = np.linspace(0, grid - side, scn.n_refs).astype(int)
-    boxes = [(int(s), int(s), int(s) + side, int(s) + side) for s in starts]
-    tokens = build_token_layout((scn.size, scn.size), scn.text_len, [(scn.ref_side, scn.ref_side)] * scn.n_refs)
-    return tokens, build_masks(tokens, [ellipse_mask(scn.ref_side)] * scn.n_refs, boxes)
-
-
-def randomize(module: torch.nn.Module, seed: int, std: float = 0.02) -> None:
-    """Every parameter random, never zero: N(0, std), norm weights 1 + N(0, std)."""
-    gen = torch.Generator(device=next(module.parameters()).device).manual_seed(seed)
-    with torch.no_grad():
-        for name, p in module.named_parameters():
-            p.normal_(0.0, std, generator=gen)
-            if p.ndim == 1 and "norm" in name and name.endswith("weight"):
-                p.add_(1.0)
-
-
-def build_transformer(arch: dict, device: torch.device, dtype: torch.dtype, seed: int):
-    """FluxTransformer2DModel built on the meta device, materialised on `device` in `dtype`, random weights."""
-    from diffusers import FluxTransformer2DModel
-
-    with torch.device("meta"):
-        model = FluxTransformer2DModel(**arch)
-    model = model.to(dtype=dtype).to_empty(device=device)
-    randomize(model, seed)
-    return model.eval().requires_grad_(False)
-
-
-def add_lora(model, rank: int, device: torch.device, seed: int) -> None:
-    """A random rank-`rank` LoRA (alpha = rank) on the R21 targets as separate peft layers (the published form)."""
-    from peft import LoraConfig
-
-    targets = lora_target_modules(model.config.num_layers, model.config.num_single_layers)
-    with torch.device(device):
-        model.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=targets, init_lora_weights=False))
-    gen = torch.Generator(device=device).manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if ".lora_" in name:
-                p.normal_(0.0, 0.02, generator=gen)
-    model.requires_grad_(False)
-
-
-def fuse_lora(model) -> None:
-    """Merge the LoRA into the base weights and drop the peft layers (what ctxgen loads, R21)."""
-    model.fuse_lora(lora_scale=1.0)
-    model.unload_lora()
-
-
-def step_inputs(tokens, arch: dict, device: torch.device, dtype: torch.dtype, seed: int) -> dict:
-    """Transformer keyword inputs for one step: [main | layout | refs] latents, T5 states, ids (R13, R14)."""
-    gen = torch.Generator().manual_seed(seed)
-    n_img, t = tokens.seq_len - tokens.text_len, tokens.text_len
-
-    def randn(*shape):
-        return torch.randn(*shape, generator=gen).to(device=device, dtype=dtype)
-
-    return dict(
-        hidden_states=randn(1, n_img, arch["in_channels"]),  # (1, S - T, 64)
-        encoder_hidden_states=randn(1, t, arch["joint_attention_dim"]),  # (1, T, 4096)
-        pooled_projections=randn(1, arch["pooled_projection_dim"]),  # (1, 768)
-        timestep=torch.tensor([0.7], device=device, dtype=dtype),
-        guidance=torch.tensor([3.5], device=device, dtype=torch.float32),
-        txt_ids=torch.zeros(t, 3, device=device),  # (T, 3)
-        img_ids=torch.from_numpy(tokens.ids).to(device),  # (S - T, 3) float32
-    )
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_fn(fn, device: torch.device, warmup: int, reps: int) -> tuple[float, float, int | None]:
-    """(first call s, median steady ms, peak bytes over the steady calls on CUDA)."""
-    sync(device)
-    t0 = time.perf_counter()
-    fn()
-    sync(device)
-    first = time.perf_counter() - t0
-    for _ in range(warmup):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    times = []
-    for _ in range(reps):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end))
-        else:
-            t1 = time.perf_counter()
-            fn()
-            times.append(1e3 * (time.perf_counter() - t1))
-    peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
-    return first, float(np.median(times)), peak
-
-
-def set_compiled(model, on: bool, backend: str) -> None:
-    """Regional compilation of the repeated blocks (diffusers' compile_repeated_blocks), or back to eager."""
-    torch._dynamo.reset()
-    if on:
-        model.compile_repeated_blocks(backend=backend, dynamic=False)
-        return
-    for block in list(model.transformer_blocks) + list(model.single_transformer_blocks):
-        block._compiled_call_impl = None
-
-
-def free(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
+from ctxgen.masks import block_schedule  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_common import (CONFIGS, FULL_ARCH, FULL_SCENARIOS, TINY_ARCH, TINY_SCENARIOS, Scenario, add_lora,  # noqa: E402,F401
+                          build_transformer, ellipse_mask, free, fuse_lora, randomize, scene_plan, set_compiled,
+                          step_inputs, sync, time_fn)
+from gpu_bench_tiers import tier_rows  # noqa: E402
 
 
 def mask_forms(masks, device: torch.device, dtype: torch.dtype, names) -> tuple[dict, dict]:
     """Each configuration's mask form built once, and its build time in ms."""
-    builders = {"published": lambda: device_masks(masks, device),
+    builders = {"published": lambda: bool_masks(masks, device),
                 "ctxgen-sdpa": lambda: sdpa_masks(masks, device, dtype),
                 "ctxgen-flex": lambda: flex_masks(masks, device)}  # fmt: skip
     forms, ms = {}, {}
@@ -255,118 +104,6 @@ def attention_rows(plan_masks, forms: dict, arch: dict, seq_len: int, args, devi
             rows.append({"kernel": name, "ms": ms})
         except Exception as exc:  # noqa: BLE001
             rows.append({"kernel": name, "error": f"{type(exc).__name__}: {str(exc).strip()[:200]}"})
-        free(device)
-    return rows
-
-
-ENCODERS = {  # FLUX.1's T5-XXL encoder, CLIP-L text model and VAE; toy sizes for --tiny
-    "full": dict(t5=dict(d_model=4096, d_ff=10240, d_kv=64, num_heads=64, num_layers=24, vocab_size=32128),
-                 clip=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
-                           vocab_size=49408, projection_dim=768),
-                 vae=dict(block_out_channels=(128, 256, 512, 512), layers_per_block=2, norm_num_groups=32)),
-    "tiny": dict(t5=dict(d_model=32, d_ff=37, d_kv=8, num_heads=4, num_layers=2, vocab_size=128),
-                 clip=dict(hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-                           vocab_size=128, projection_dim=32, bos_token_id=0, eos_token_id=1, pad_token_id=1),
-                 vae=dict(block_out_channels=(8, 8, 16, 16), layers_per_block=1, norm_num_groups=4)),
-}  # fmt: skip
-
-
-def build_encoders(kind: str, device: torch.device, dtype: torch.dtype, seed: int) -> dict:
-    """Random text encoders and VAE at FLUX size (or toy size), built directly on `device` in `dtype`."""
-    from diffusers import AutoencoderKL
-    from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
-
-    cfg = ENCODERS[kind]
-    blocks = dict(down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
-    factories = {
-        "text_encoder_2": lambda: T5EncoderModel(T5Config(**cfg["t5"], feed_forward_proj="gated-gelu", dropout_rate=0)),
-        "text_encoder": lambda: CLIPTextModel(CLIPTextConfig(**cfg["clip"], max_position_embeddings=77)),
-        "vae": lambda: AutoencoderKL(**blocks, latent_channels=16, use_quant_conv=False, use_post_quant_conv=False,
-                                     **cfg["vae"]),
-    }  # fmt: skip
-    out = {}
-    previous = torch.get_default_dtype()
-    for i, (name, make) in enumerate(factories.items()):
-        torch.set_default_dtype(dtype)  # built in place: their index buffers (e.g. CLIP's position ids) stay valid
-        try:
-            with torch.device(device):
-                module = make()
-        finally:
-            torch.set_default_dtype(previous)
-        randomize(module, seed + i)
-        out[name] = module.eval().requires_grad_(False)
-    return out
-
-
-def render_peak(model, enc: dict, scn: Scenario, inputs: dict, masks: dict, device: torch.device, dtype) -> int | None:
-    """Peak bytes over one scene: both text encoders, VAE encodes of layout and refs, one step, one decode."""
-    from ctxgen.memory import read_peak, reset_peak
-
-    gen = torch.Generator().manual_seed(0)
-    free(device)
-    reset_peak(device)
-    with torch.inference_mode():
-        t5, clip = enc["text_encoder_2"], enc["text_encoder"]
-        t5(torch.randint(0, t5.config.vocab_size, (1, scn.text_len), generator=gen).to(device))  # (1, T, 4096)
-        clip(torch.randint(0, clip.config.vocab_size, (1, 77), generator=gen).to(device))
-        for px in [scn.size] + [16 * scn.ref_side] * scn.n_refs:
-            enc["vae"].encode(torch.randn(1, 3, px, px, generator=gen).to(device, dtype))  # (1, 16, px/8, px/8)
-        model(**inputs, joint_attention_kwargs={"ctxgen_masks": masks}, return_dict=False)
-        enc["vae"].decode(torch.randn(1, 16, scn.size // 8, scn.size // 8, generator=gen).to(device, dtype))
-    return read_peak(device)
-
-
-def low_tier(model, enc: dict, scn, inputs, masks, device, dtype) -> dict:
-    """NF4 transformer and T5 through the same BitsAndBytesConfig as `--memory low`, loaded from a saved copy."""
-    import importlib.util
-
-    from diffusers import BitsAndBytesConfig as DiffusersBnb
-    from diffusers import FluxTransformer2DModel
-    from transformers import BitsAndBytesConfig as TransformersBnb
-    from transformers import T5EncoderModel
-
-    from ctxgen.memory import nf4_kwargs
-
-    if device.type != "cuda" or importlib.util.find_spec("bitsandbytes") is None:
-        return {"error": "skipped: needs CUDA and bitsandbytes (pip install 'ctxgen[low-memory]')"}
-    with tempfile.TemporaryDirectory() as tmp:
-        model.save_pretrained(f"{tmp}/transformer")
-        enc["text_encoder_2"].save_pretrained(f"{tmp}/t5")
-        model.to("cpu")
-        enc["text_encoder_2"].to("cpu")
-        free(device)
-        kw = nf4_kwargs(dtype)
-        nf4 = FluxTransformer2DModel.from_pretrained(f"{tmp}/transformer", quantization_config=DiffusersBnb(**kw),
-                                                     torch_dtype=dtype).eval()  # fmt: skip
-        t5 = T5EncoderModel.from_pretrained(f"{tmp}/t5", quantization_config=TransformersBnb(**kw), dtype=dtype).eval()
-    install_processors(nf4, block_schedule(nf4.config.num_layers, nf4.config.num_single_layers))
-    try:
-        return {"peak_bytes": render_peak(nf4, {**enc, "text_encoder_2": t5}, scn, inputs, masks, device, dtype)}
-    finally:
-        del nf4, t5
-        model.to(device)
-        free(device)
-
-
-def tier_rows(model, scn: Scenario, inputs: dict, masks: dict, args, device, dtype) -> list[dict]:
-    """Render peak per memory tier: full (all on the device), low (NF4), balanced (ctxgen.memory.offload_idle)."""
-    from types import SimpleNamespace
-
-    from ctxgen.memory import offload_idle
-
-    enc = build_encoders("tiny" if args.tiny else "full", device, dtype, args.seed + 7)
-    rows = []
-    for tier in ("full", "low", "balanced"):
-        try:
-            if tier == "balanced":
-                offload_idle(SimpleNamespace(**enc), device)
-            if tier == "low":
-                row = low_tier(model, enc, scn, inputs, masks, device, dtype)
-            else:
-                row = {"peak_bytes": render_peak(model, enc, scn, inputs, masks, device, dtype)}
-        except Exception as exc:  # noqa: BLE001
-            row = {"error": f"{type(exc).__name__}: {str(exc).strip()[:200]}"}
-        rows.append({"tier": tier, **row})
         free(device)
     return rows
 

@@ -149,6 +149,16 @@ def sdpa_masks(masks, device: str | torch.device, dtype: torch.dtype) -> dict[st
     return out
 
 
+def bool_masks(masks, device: str | torch.device) -> dict[str, torch.Tensor]:
+    """Both masks as dense (1, 1, S, S) bool on the device: the published code's form, for comparisons (R19)."""
+    out = {}
+    for kind in KINDS:
+        keys = torch.from_numpy(masks.class_keys(kind)).to(device)  # (C, S) bool
+        rows = torch.from_numpy(masks.row_classes(kind).astype(np.int64)).to(device)  # (S,)
+        out[kind] = keys[rows][None, None]  # (S, S) -> (1, 1, S, S)
+    return out
+
+
 def kernel_masks(masks, device: str | torch.device, dtype: torch.dtype, attention: str) -> dict[str, object]:
     """The scene's masks in the form the chosen kernel wants, once per scene (R19): BlockMasks or additive biases."""
     if attention == "flex":

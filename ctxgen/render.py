@@ -44,18 +44,6 @@ class Sample:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def device_masks(masks: Any, device: Any) -> dict[str, Any]:
-    """Both masks as dense (1, 1, S, S) bool on the device, the published form (kept for comparisons; R19)."""
-    import torch
-
-    out = {}
-    for kind in ("cla", "ica"):
-        keys = torch.from_numpy(masks.class_keys(kind)).to(device)  # (C, S) bool
-        rows = torch.from_numpy(masks.row_classes(kind).astype(np.int64)).to(device)  # (S,)
-        out[kind] = keys[rows][None, None]  # (S, S) -> (1, 1, S, S)
-    return out
-
-
 class Renderer:
     """Holds a loaded model with ContextGen processors installed; renders scene plans with one attention kernel."""
 
