@@ -235,9 +235,22 @@ class Reporter:
             self._last_error = (rec["scene"], rec["error"])
             for line in str(rec["error"]).splitlines():
                 err.print(f"[red]error[/] {escape(line)}")
+        if rec["status"] == "ok":
+            self._timings(rec)
         if not self.opts.json_out:
             for file in rec["outputs"]:
                 result_line(file)
+
+    @staticmethod
+    def _timings(rec: dict[str, Any]) -> None:
+        """Per-stage seconds of one image: on an interactive stderr always, else in the log (-v)."""
+        stages = ("load_s", "plan_s", "condition_s", "denoise_s", "decode_s", "write_s")
+        parts = [f"{k[:-2]} {rec['timings'][k]:.2f}s" for k in stages if rec.get("timings", {}).get(k)]
+        line = f"{Path(rec['scene']).name} seed {rec['seed']}: " + ", ".join(parts)
+        if err.is_terminal:
+            err.print(f"[dim]{escape(line)}[/]")
+        else:
+            log.info(line)
 
     def scene_done(self, item: WorkItem, records: list[dict[str, Any]]) -> None:
         if self.opts.json_out:
