@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 from diffusers import FluxTransformer2DModel
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+REFS = EXAMPLES / "refs"
 
 
 def write_small_scene(folder: Path) -> Path:
@@ -32,3 +34,15 @@ def tiny_transformer(n_double: int, n_single: int) -> FluxTransformer2DModel:
         axes_dims_rope=(4, 6, 6),
     )
     return model.eval()
+
+
+def write_scene(folder: Path, name: str, seed: int = 1, ref: str = "dog.png", size: int = 256) -> Path:
+    """A one-instance scene at size x size referencing an example image."""
+    path = folder / f"{name}.yaml"
+    path.write_text(f'prompt: "a {name} on grass"\nsize: [{size}, {size}]\nseed: {seed}\ninstances:\n'
+                    f"  - image: {REFS / ref}\n    box: [40, 40, 200, 220]\n    label: pet\n")
+    return path
+
+
+def manifest(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []

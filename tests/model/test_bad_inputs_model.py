@@ -6,10 +6,8 @@ broken by the makers below. A full disk is simulated in-process by making `ctxge
 
 from __future__ import annotations
 
-import errno
 import importlib.util
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -18,8 +16,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
-from ctxgen import fsio
 from ctxgen.cli import app
+from tests.faults import fail_writes
 
 _spec = importlib.util.spec_from_file_location("bad_inputs_pure", Path(__file__).parents[1] / "pure" /
                                                "test_bad_inputs.py")
@@ -126,25 +124,6 @@ def test_render(case: dict, model_root: Path, monkeypatch: pytest.MonkeyPatch) -
         assert {k: sidecar[k] for k in case.get("sidecar", {})} == case.get("sidecar", {})
 
 
-def fail_writes(monkeypatch: pytest.MonkeyPatch, when) -> list[Path]:
-    """Atomic writes whose path matches `when` put a few bytes in their temp file, then fail with ENOSPC."""
-    original, calls = fsio.write_with, []
-
-    def writer(path, write):
-        calls.append(Path(path))
-        if not when(Path(path)):
-            return original(path, write)
-
-        def partial(fh):
-            fh.write(b"partial")
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-        return original(path, partial)
-
-    monkeypatch.setattr(fsio, "write_with", writer)
-    return calls
-
-
 SCENE = {"scene": "prompt: a red box\nsize: [256, 256]\nseed: 1\ninstances:\n  - image: refs/cut.png\n"
                   "    box: [64, 64, 192, 160]\n", "options": ["--text-len", "128"]}
 
@@ -153,7 +132,7 @@ def test_render_disk_full(model_root: Path, monkeypatch: pytest.MonkeyPatch) -> 
     """ENOSPC on the first output: exit 1, one error line (a prompt that fits 128 tokens: no warning), no file left."""
     prepare(SCENE, model_root, monkeypatch)
     before = pure.files_under(model_root)
-    calls = fail_writes(monkeypatch, lambda path: True)
+    calls = fail_writes(monkeypatch, lambda path, n: True)
     result = render(SCENE)
     assert result.exit_code == 1 and calls and all(p.parent == Path("out/s") for p in calls)
     assert lines_of(result.stderr, model_root) == [
@@ -164,7 +143,7 @@ def test_render_disk_full(model_root: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_render_disk_full_on_the_image_leaves_no_sidecar(model_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     prepare(SCENE, model_root, monkeypatch)
-    fail_writes(monkeypatch, lambda path: path.suffix == ".png")
+    fail_writes(monkeypatch, lambda path, n: path.suffix == ".png")
     result = render(SCENE)
     assert result.exit_code == 1
     assert not (model_root / "out/s").exists() or list((model_root / "out/s").iterdir()) == []

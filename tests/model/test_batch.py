@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,23 +13,12 @@ import pytest
 from typer.testing import CliRunner
 
 from ctxgen.cli import app
+from tests.model.helpers import manifest, write_scene
 from ctxgen.outputs import read_metadata
 
 REFS = Path(__file__).resolve().parents[2] / "examples" / "refs"
 FAST = ["--model", "tiny", "--steps", "1", "--text-len", "16", "--no-overlays"]
 FIELDS = {"scene", "seed", "status", "outputs", "key", "timings", "seconds", "peak_memory", "peak_rss", "error", "time"}
-
-
-def write_scene(folder: Path, name: str, seed: int = 1, ref: str = "dog.png", size: int = 256) -> Path:
-    """A one-instance scene at size x size referencing an example image."""
-    path = folder / f"{name}.yaml"
-    path.write_text(f'prompt: "a {name} on grass"\nsize: [{size}, {size}]\nseed: {seed}\ninstances:\n'
-                    f"  - image: {REFS / ref}\n    box: [40, 40, 200, 220]\n    label: pet\n")
-    return path
-
-
-def manifest(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def invoke(*args: object):

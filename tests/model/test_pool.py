@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -15,21 +14,10 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from ctxgen.cli import app
+from tests.model.helpers import manifest, write_scene
 from ctxgen.outputs import read_metadata
 
-REFS = Path(__file__).resolve().parents[2] / "examples" / "refs"
 TINY = ["--model", "tiny", "--text-len", "16"]
-
-
-def write_scene(folder: Path, name: str, seed: int = 1) -> Path:
-    path = folder / f"{name}.yaml"
-    path.write_text(f'prompt: "a {name}"\nsize: [256, 256]\nseed: {seed}\ninstances:\n'
-                    f"  - image: {REFS / 'ball.png'}\n    box: [60, 60, 200, 200]\n")
-    return path
-
-
-def manifest(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def assert_complete_outputs(out: Path) -> None:
@@ -39,7 +27,7 @@ def assert_complete_outputs(out: Path) -> None:
 
 
 def test_two_cpu_workers_share_the_queue(tmp_path):
-    scenes = [write_scene(tmp_path, f"p{k}", seed=k) for k in range(4)]
+    scenes = [write_scene(tmp_path, f"p{k}", seed=k, ref="ball.png") for k in range(4)]
     bad = tmp_path / "bad.yaml"
     bad.write_text("prompt: [\n")
     out, m = tmp_path / "out", tmp_path / "m.jsonl"
@@ -77,7 +65,7 @@ def wait_until(predicate, proc: subprocess.Popen, timeout: float = 90):
 
 
 def test_a_killed_worker_fails_its_scene_and_the_rest_finish(tmp_path):
-    scenes = [write_scene(tmp_path, f"k{k}", seed=k) for k in range(5)]
+    scenes = [write_scene(tmp_path, f"k{k}", seed=k, ref="ball.png") for k in range(5)]
     out, m = tmp_path / "out", tmp_path / "m.jsonl"
     proc, lines = start(["-v", "render", *map(str, scenes), *TINY, "--steps", "2", "-o", str(out),
                          "--manifest", str(m), "--devices", "cpu:2"])
@@ -97,7 +85,7 @@ def test_a_killed_worker_fails_its_scene_and_the_rest_finish(tmp_path):
 
 
 def test_ctrl_c_stops_the_workers_and_exits_130(tmp_path):
-    scenes = [write_scene(tmp_path, f"c{k}", seed=k) for k in range(10)]
+    scenes = [write_scene(tmp_path, f"c{k}", seed=k, ref="ball.png") for k in range(10)]
     out, m = tmp_path / "out", tmp_path / "m.jsonl"
     proc, lines = start(["render", *map(str, scenes), *TINY, "--steps", "2", "-o", str(out), "--manifest", str(m),
                          "--devices", "cpu:2"])

@@ -7,7 +7,6 @@ the right colours in layout.png.
 
 from __future__ import annotations
 
-import errno
 import io
 import os
 import struct
@@ -21,8 +20,8 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
-from ctxgen import fsio
 from ctxgen.cli import app
+from tests.faults import fail_writes
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "bad_inputs.yaml"
 CASES = yaml.safe_load(GOLDEN.read_text(encoding="utf-8"))
@@ -205,30 +204,11 @@ def test_layout_into_a_file_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert files_under(tmp_path) == before
 
 
-def disk_full_after(monkeypatch: pytest.MonkeyPatch, n_ok: int) -> list[Path]:
-    """Let `n_ok` atomic writes succeed, then every write puts some bytes in its temp file and fails with ENOSPC."""
-    original, calls = fsio.write_with, []
-
-    def writer(path, write):
-        calls.append(Path(path))
-        if len(calls) <= n_ok:
-            return original(path, write)
-
-        def partial(fh):
-            fh.write(b"\x89PNG partial")
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-        return original(path, partial)
-
-    monkeypatch.setattr(fsio, "write_with", writer)
-    return calls
-
-
 def test_layout_disk_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     build({"scene": ONE}, tmp_path)
     before = files_under(tmp_path)
-    calls = disk_full_after(monkeypatch, 0)
+    calls = fail_writes(monkeypatch, lambda path, n: True)
     result = CliRunner().invoke(app, ["layout", "s.yaml", "--out", "out"])
     assert result.exit_code == 1 and calls == [Path("out/s/layout.png")]
     assert messages(result.stderr, tmp_path) == [
@@ -240,7 +220,7 @@ def test_layout_disk_full_midway_leaves_no_files(tmp_path: Path, monkeypatch: py
     monkeypatch.chdir(tmp_path)
     build({"scene": ONE}, tmp_path)
     before = files_under(tmp_path)
-    disk_full_after(monkeypatch, 1)  # layout.png fits, the next file does not
+    fail_writes(monkeypatch, lambda path, n: n > 1)  # layout.png fits, the next file does not
     result = CliRunner().invoke(app, ["layout", "s.yaml", "--out", "out", "--preview", "--dump", "--text-len", "16"])
     assert result.exit_code == 1
     assert files_under(tmp_path) == before
