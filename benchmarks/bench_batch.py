@@ -44,7 +44,7 @@ def write_scenes(folder: Path, n: int, mixed: bool) -> list[Path]:
 
 
 def overhead(tmp: Path, n: int, steps: int) -> None:
-    from ctxgen.batch import BatchOptions, prepare_batch, run_batch
+    from ctxgen.batch.job import BatchOptions, prepare_batch, run_batch
 
     scenes = write_scenes(tmp / "overhead", n, mixed=False)
     manifest = tmp / "overhead.jsonl"

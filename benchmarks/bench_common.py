@@ -13,16 +13,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from ctxgen.masks import build_masks  # noqa: E402
-from ctxgen.models.tiny import lora_target_modules  # noqa: E402
-from ctxgen.tokens import build_token_layout  # noqa: E402
+from ctxgen.sequence.masks import build_masks  # noqa: E402
+from ctxgen.models.tiny import TRANSFORMER_CONFIG, lora_target_modules  # noqa: E402
+from ctxgen.sequence.tokens import build_sequence  # noqa: E402
 
 
 FULL_ARCH = dict(patch_size=1, in_channels=64, num_layers=19, num_single_layers=38, attention_head_dim=128,
                  num_attention_heads=24, joint_attention_dim=4096, pooled_projection_dim=768, guidance_embeds=True,
                  axes_dims_rope=(16, 56, 56))  # fmt: skip
-TINY_ARCH = dict(FULL_ARCH, num_layers=2, num_single_layers=4, attention_head_dim=16, num_attention_heads=2,
-                 joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=(4, 6, 6))  # fmt: skip
+TINY_ARCH = dict(TRANSFORMER_CONFIG)  # the tiny model's architecture, defined once in ctxgen.models.tiny
 CONFIGS = (("published", "eager"), ("published", "compiled"), ("ctxgen-sdpa", "eager"), ("ctxgen-flex", "eager"),
            ("ctxgen-sdpa", "compiled"), ("ctxgen-flex", "compiled"))  # fmt: skip
 
@@ -55,7 +54,7 @@ def scene_plan(scn: Scenario):
     side = int(0.45 * grid)
     starts = np.linspace(0, grid - side, scn.n_refs).astype(int)
     boxes = [(int(s), int(s), int(s) + side, int(s) + side) for s in starts]
-    tokens = build_token_layout((scn.size, scn.size), scn.text_len, [(scn.ref_side, scn.ref_side)] * scn.n_refs)
+    tokens = build_sequence((scn.size, scn.size), scn.text_len, [(scn.ref_side, scn.ref_side)] * scn.n_refs)
     return tokens, build_masks(tokens, [ellipse_mask(scn.ref_side)] * scn.n_refs, boxes)
 
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ctxgen.masks import build_masks, check_counts, write_dump
-from ctxgen.tokens import build_token_layout
+from ctxgen.sequence.dump import write_dump
+from ctxgen.sequence.masks import build_masks, check_counts
+from ctxgen.sequence.tokens import build_sequence
 
 TEXT_LEN = 512  # T5 max_sequence_length of the real model
 BASE_TOKENS = {512: 32, 768: 48}  # R4 base size -> reference token side (square references)
@@ -50,7 +51,7 @@ def run(px: int, n_refs: int, ref_side: int, full: bool, folder: Path) -> None:
     boxes = boxes_for(n_refs, grid_side)
 
     def build():
-        tokens = build_token_layout((px, px), TEXT_LEN, [(ref_side, ref_side)] * n_refs)
+        tokens = build_sequence((px, px), TEXT_LEN, [(ref_side, ref_side)] * n_refs)
         masks = build_masks(tokens, masks_in, boxes)
         check_counts(masks, tokens, masks_in, boxes)
         return tokens, masks

@@ -28,9 +28,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from ctxgen.attention import bool_masks, install_processors, sdpa_masks  # noqa: E402
-from ctxgen.flex import compiled_flex, flex_available, flex_masks  # noqa: E402
-from ctxgen.masks import block_schedule  # noqa: E402
+from ctxgen.sampling.processors import bool_masks, install_processors, sdpa_masks  # noqa: E402
+from ctxgen.sampling.flex import compiled_flex, flex_available, flex_masks  # noqa: E402
+from ctxgen.sequence.masks import block_schedule  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_common import (CONFIGS, FULL_ARCH, FULL_SCENARIOS, TINY_ARCH, TINY_SCENARIOS, Scenario, add_lora,  # noqa: E402,F401
                           build_transformer, ellipse_mask, free, fuse_lora, randomize, scene_plan, set_compiled,

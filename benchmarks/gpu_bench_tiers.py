@@ -10,8 +10,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from ctxgen.attention import install_processors  # noqa: E402
-from ctxgen.masks import block_schedule  # noqa: E402
+from ctxgen.sampling.processors import install_processors  # noqa: E402
+from ctxgen.sequence.masks import block_schedule  # noqa: E402
 
 from bench_common import Scenario, free, randomize  # noqa: E402
 
@@ -57,7 +57,7 @@ def build_encoders(kind: str, device: torch.device, dtype: torch.dtype, seed: in
 
 def render_peak(model, enc: dict, scn: Scenario, inputs: dict, masks: dict, device: torch.device, dtype) -> int | None:
     """Peak bytes over one scene: both text encoders, VAE encodes of layout and refs, one step, one decode."""
-    from ctxgen.memory import read_peak, reset_peak
+    from ctxgen.models.memory import read_peak, reset_peak
 
     gen = torch.Generator().manual_seed(0)
     free(device)
@@ -82,7 +82,7 @@ def low_tier(model, enc: dict, scn, inputs, masks, device, dtype) -> dict:
     from transformers import BitsAndBytesConfig as TransformersBnb
     from transformers import T5EncoderModel
 
-    from ctxgen.memory import nf4_kwargs
+    from ctxgen.models.memory import nf4_kwargs
 
     if device.type != "cuda" or importlib.util.find_spec("bitsandbytes") is None:
         return {"error": "skipped: needs CUDA and bitsandbytes (pip install 'ctxgen[low-memory]')"}
@@ -109,7 +109,7 @@ def tier_rows(model, scn: Scenario, inputs: dict, masks: dict, args, device, dty
     """Render peak per memory tier: full (all on the device), low (NF4), balanced (ctxgen.memory.offload_idle)."""
     from types import SimpleNamespace
 
-    from ctxgen.memory import offload_idle
+    from ctxgen.models.memory import offload_idle
 
     enc = build_encoders("tiny" if args.tiny else "full", device, dtype, args.seed + 7)
     rows = []

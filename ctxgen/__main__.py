@@ -1,5 +1,5 @@
 """`python -m ctxgen` runs the command line."""
 
-from .cli import app
+from ctxgen.cli import app
 
 app(prog_name="ctxgen")

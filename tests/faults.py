@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ctxgen import fsio
+from ctxgen.core import fsio
 
 
 def fail_writes(monkeypatch: pytest.MonkeyPatch, when: Callable[[Path, int], bool]) -> list[Path]:

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ctxgen.errors import ModelError
+from ctxgen.core.errors import ModelError
+from ctxgen.core.fsio import sha256_file
+from ctxgen.core.hub import is_hub_id
 
 if TYPE_CHECKING:
     import torch
-
-    from ctxgen.models.loading import LoadedModel
 
 logger = logging.getLogger(__name__)
 
 ADAPTER_NAME = "contextgen"
 _STEP_RE = re.compile(r"_(\d+)\.safetensors$")
-_HUB_ID_RE = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 _MAX_NAMED = 3  # how many offending keys/files an error message names
 
@@ -98,7 +96,7 @@ def resolve_adapter_file(source: str) -> Path:
         if path.suffix.lower() != ".safetensors":
             raise _refuse_pickle(path)
         return path
-    if _HUB_ID_RE.fullmatch(source) and not source.endswith((".safetensors", *_PICKLE_SUFFIXES)):
+    if is_hub_id(source):
         return pick_adapter_file(_download_adapter(source))
     raise ModelError(f"--adapter: '{source}' is neither an existing file or folder nor a hub id (owner/name)")
 
@@ -112,11 +110,7 @@ def file_sha256(path: Path) -> str:
         stat = path.stat()
         key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
         if key not in _SHA_CACHE:
-            digest = hashlib.sha256()
-            with path.open("rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 24), b""):
-                    digest.update(chunk)
-            _SHA_CACHE[key] = digest.hexdigest()
+            _SHA_CACHE[key] = sha256_file(path, chunk=1 << 24)
     except OSError as exc:
         reason = exc.strerror or exc
         raise ModelError(f"adapter {path}: cannot read it ({reason}); check the path and its permissions") from None
@@ -210,7 +204,7 @@ def check_adapter_fits(weights: AdapterWeights, transformer, base_id: str) -> No
         )
 
 
-def _inject(pipe, weights: AdapterWeights) -> None:
+def inject_adapter(pipe, weights: AdapterWeights) -> None:
     """Load the LoRA into the transformer as separate peft layers named `contextgen`."""
     try:
         pipe.load_lora_into_transformer(
@@ -230,27 +224,8 @@ def _inject(pipe, weights: AdapterWeights) -> None:
 def attach_adapter(pipe, weights: AdapterWeights, base_id: str, fuse: bool) -> None:
     """Check, load through peft and (by default) fuse then unload so only fused weights remain (R21)."""
     check_adapter_fits(weights, pipe.transformer, base_id)
-    _inject(pipe, weights)
+    inject_adapter(pipe, weights)
     if fuse:
         pipe.fuse_lora(components=["transformer"], lora_scale=1.0, adapter_names=[ADAPTER_NAME])
         pipe.unload_lora_weights()
     logger.info("adapter %s loaded (%s)", weights.path, "fused" if fuse else "separate")
-
-
-def unfuse_adapter(model: LoadedModel) -> LoadedModel:
-    """Take a fused adapter back out of the weights and keep it as separate LoRA layers (R21); mutates model.pipe."""
-    import torch
-    from peft.tuners.lora import LoraLayer
-
-    if not model.fused or model.adapter_file is None:
-        raise ValueError("unfuse_adapter needs a model loaded with a fused adapter")
-    pipe = model.pipe
-    weights = read_adapter(pipe, Path(model.adapter_file))
-    _inject(pipe, weights)
-    with torch.no_grad():
-        for module in pipe.transformer.modules():
-            if isinstance(module, LoraLayer) and ADAPTER_NAME in module.lora_A:
-                module.merged_adapters = [ADAPTER_NAME]  # the base weights already hold this adapter
-                module.unmerge()  # peft subtracts exactly what its merge added
-    pipe.transformer.eval()
-    return replace(model, fused=False)

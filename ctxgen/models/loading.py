@@ -5,21 +5,22 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ctxgen.errors import ModelError, UserError
-from ctxgen.models.adapter import attach_adapter, file_sha256, read_adapter, resolve_adapter_file
-from ctxgen.models.registry import BASE_HUB_ID, TINY, ModelSpec
+from ctxgen.core.errors import ModelError, UserError
+from ctxgen.core.hub import is_hub_id
+from ctxgen.core.options import DTYPE_ALIASES, DTYPE_CHOICES, choose
+from ctxgen.models.adapter import (ADAPTER_NAME, attach_adapter, file_sha256, inject_adapter, read_adapter,
+                                   resolve_adapter_file)
+from ctxgen.models.registry import BASE_HUB_ID, TINY, ModelIdentity, ModelSpec
 
 if TYPE_CHECKING:
     import torch
 
 logger = logging.getLogger(__name__)
 
-_DTYPES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16",
-           "float32": "float32", "fp32": "float32"}  # fmt: skip
 _COMPONENTS = ("scheduler", "vae", "text_encoder", "tokenizer", "text_encoder_2", "tokenizer_2", "transformer")
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "spiece.model")
 _GET_WEIGHTS = (
@@ -71,11 +72,9 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """auto -> bfloat16 on a GPU, float32 on CPU."""
     import torch
 
-    if dtype == "auto":
+    name = choose("--dtype", dtype, DTYPE_CHOICES, "dtype", DTYPE_ALIASES)
+    if name == "auto":
         return torch.float32 if device.type == "cpu" else torch.bfloat16
-    name = _DTYPES.get(dtype.lower())
-    if name is None:
-        raise UserError(f"--dtype: '{dtype}' is not supported; use auto, bfloat16, float16 or float32")
     return getattr(torch, name)
 
 
@@ -181,7 +180,7 @@ def load_base(base: str, dtype: torch.dtype, quantization: Any = None):
             shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
             raise ModelError(f"base folder {path} is incomplete: missing {shown}; {_GET_WEIGHTS}")
         return _from_pretrained(str(path), dtype, local=True, quantization=quantization)
-    if "/" in base and not base.startswith((".", "/", "~")) and base.count("/") == 1:
+    if is_hub_id(base):
         return _from_pretrained(base, dtype, local=False, quantization=quantization)
     raise ModelError(f"--base: '{base}' is neither an existing folder nor a hub id (owner/name); {_GET_WEIGHTS}")
 
@@ -202,7 +201,7 @@ def load_model(
     spec: ModelSpec, device: str = "auto", dtype: str = "auto", fuse: bool = True, memory: str = "full"
 ) -> LoadedModel:
     """Base pipeline placed for the memory tier; adapter checked, loaded through peft, fused unless fuse=False (R21)."""
-    from ctxgen.memory import check_memory_tier, low_memory_quantization, offload_idle
+    from ctxgen.models.memory import check_memory_tier, low_memory_quantization, offload_idle
 
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
@@ -242,17 +241,46 @@ def load_model(
     )
 
 
-def model_identity(spec: ModelSpec, device: str = "auto", dtype: str = "auto", fuse: bool = True) -> dict[str, Any]:
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def model_identity(spec: ModelSpec, device: str = "auto", dtype: str = "auto", fuse: bool = True) -> ModelIdentity:
     """What load_model would load, without loading weights: ids, adapter file + sha256, fused, dtype, device."""
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     adapter_file = resolve_adapter_file(spec.adapter) if spec.adapter else None
-    return {
-        "base": spec.base,
-        "adapter": spec.adapter,
-        "adapter_file": None if adapter_file is None else str(adapter_file),
-        "adapter_sha256": None if adapter_file is None else file_sha256(adapter_file),
-        "fused": adapter_file is not None and fuse,
-        "dtype": str(torch_dtype).removeprefix("torch."),
-        "device": str(dev),
-    }
+    return ModelIdentity(
+        base=spec.base,
+        adapter=spec.adapter,
+        adapter_file=None if adapter_file is None else str(adapter_file),
+        adapter_sha256=None if adapter_file is None else file_sha256(adapter_file),
+        fused=adapter_file is not None and fuse,
+        dtype=dtype_name(torch_dtype),
+        device=str(dev),
+    )
+
+
+def localize_identity(identity: ModelIdentity, device: str, dtype: str) -> ModelIdentity:
+    """A parent's model identity with this worker's device and dtype (the key ignores the device, not the dtype)."""
+    dev = resolve_device(device)
+    return identity.on(str(dev), dtype_name(resolve_dtype(dtype, dev)))
+
+
+def unfuse_adapter(model: LoadedModel) -> LoadedModel:
+    """Take a fused adapter back out of the weights and keep it as separate LoRA layers (R21); mutates model.pipe."""
+    import torch
+    from peft.tuners.lora import LoraLayer
+
+    if not model.fused or model.adapter_file is None:
+        raise ValueError("unfuse_adapter needs a model loaded with a fused adapter")
+    pipe = model.pipe
+    weights = read_adapter(pipe, Path(model.adapter_file))
+    inject_adapter(pipe, weights)
+    with torch.no_grad():
+        for module in pipe.transformer.modules():
+            if isinstance(module, LoraLayer) and ADAPTER_NAME in module.lora_A:
+                module.merged_adapters = [ADAPTER_NAME]  # the base weights already hold this adapter
+                module.unmerge()  # peft subtracts exactly what its merge added
+    pipe.transformer.eval()
+    return replace(model, fused=False)

@@ -1,11 +1,12 @@
-"""Model presets as data and the base/adapter resolution order (R21). Torch-free."""
+"""Model presets as data, the base/adapter resolution order and the identity of what a run loads (R21). Torch-free."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
-from ctxgen.errors import UserError
+from ctxgen.core.errors import UserError
 
 ENV_BASE = "CTXGEN_BASE"
 ENV_ADAPTER = "CTXGEN_ADAPTER"
@@ -79,3 +80,23 @@ def resolve_model_spec(model: str | None, base: str | None = None, adapter: str 
     if chosen_adapter is not None and chosen_adapter.lower() == NO_ADAPTER:
         chosen_adapter = None
     return ModelSpec(preset=name, base=chosen_base, adapter=chosen_adapter)
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What a run loads, resolved without loading weights: part of every output's key and metadata."""
+
+    base: str
+    adapter: str | None  # as given (hub id, folder or file); None = base only
+    adapter_file: str | None  # the .safetensors file that is loaded
+    adapter_sha256: str | None
+    fused: bool
+    dtype: str  # "float32", "bfloat16", ...
+    device: str  # "cpu", "cuda", "cuda:1", ...
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def on(self, device: str, dtype: str) -> ModelIdentity:
+        """The same weights on another device (workers resolve their own device and dtype)."""
+        return replace(self, device=device, dtype=dtype)

@@ -21,12 +21,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_tiny_render_flex_equals_sdpa_on_cuda(tiny_model_dir, tmp_path):
     from ctxgen.models.loading import load_model
     from ctxgen.models.registry import ModelSpec
-    from ctxgen.plan import plan_scene
-    from ctxgen.render import Renderer
-    from ctxgen.scene import load_scene
+    from ctxgen.sequence.prepare import prepare_scene
+    from ctxgen.sampling.renderer import Renderer
+    from ctxgen.scene.model import load_scene
 
     spec = ModelSpec(preset="tiny", base=str(tiny_model_dir / "base"), adapter=str(tiny_model_dir / "adapter"))
-    sp = plan_scene(load_scene(ROOT / "examples" / "park.yaml"), 8)
+    sp = prepare_scene(load_scene(ROOT / "examples" / "park.yaml"), 8)
     images, peaks = {}, {}
     for kind in ("sdpa", "flex"):
         renderer = Renderer(load_model(spec, "cuda", "float32"), 8, attention=kind)

@@ -9,8 +9,9 @@ import pytest
 import safetensors.torch
 import torch
 
-from ctxgen.errors import ModelError
-from ctxgen.models.adapter import ADAPTER_NAME, pick_adapter_file, resolve_adapter_file, unfuse_adapter
+from ctxgen.core.errors import ModelError
+from ctxgen.models.adapter import ADAPTER_NAME, pick_adapter_file, resolve_adapter_file
+from ctxgen.models.loading import unfuse_adapter
 from ctxgen.models.loading import load_model
 from ctxgen.models.registry import ModelSpec
 

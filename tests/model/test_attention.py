@@ -7,7 +7,8 @@ import pytest
 import torch
 from diffusers.models.transformers.transformer_flux import FluxAttnProcessor
 
-from ctxgen.attention import MaskedFluxAttnProcessor, attention_masks, install_processors, restore_processors
+from ctxgen.sampling.processors import MaskedFluxAttnProcessor, install_processors
+from tests.model.helpers import attention_masks, restore_processors
 from tests.model.helpers import tiny_transformer as _tiny_transformer
 
 T, GRID, REF_GRIDS = 8, (4, 4), ((2, 3), (3, 2))  # text length, main grid (Ht, Wt), ref grids (th, tw)

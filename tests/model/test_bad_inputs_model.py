@@ -6,7 +6,6 @@ broken by the makers below. A full disk is simulated in-process by making `ctxge
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -19,10 +18,7 @@ from typer.testing import CliRunner
 from ctxgen.cli import app
 from tests.faults import fail_writes
 
-_spec = importlib.util.spec_from_file_location("bad_inputs_pure", Path(__file__).parents[1] / "pure" /
-                                               "test_bad_inputs.py")
-pure = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(pure)  # the shared table and the reference-image makers
+from tests.pure import test_bad_inputs as pure  # the shared table and the reference-image makers
 
 FAST = ["--steps", "1", "--text-len", "16", "--no-overlays", "--device", "cpu"]
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from ctxgen.cli import app
 from tests.model.helpers import manifest, write_scene
-from ctxgen.outputs import read_metadata
+from ctxgen.outputs.metadata import read_metadata
 
 REFS = Path(__file__).resolve().parents[2] / "examples" / "refs"
 FAST = ["--model", "tiny", "--steps", "1", "--text-len", "16", "--no-overlays"]
@@ -115,7 +115,7 @@ def test_no_scenes_is_a_usage_error(tmp_path):
 
 
 def start_cli(*args: object) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "ctxgen.cli", "-q", "render", *map(str, args)]
+    cmd = [sys.executable, "-m", "ctxgen", "-q", "render", *map(str, args)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 

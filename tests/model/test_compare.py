@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ctxgen.compare import compare_arrays, compare_images, psnr
-from ctxgen.errors import UserError
+from ctxgen.outputs.compare import compare_arrays, compare_images, psnr
+from ctxgen.core.errors import UserError
 
 
 def save(path, pixels, mode="RGB"):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from ctxgen.conditioning import decode_tokens, encode_context, encode_pixels, encode_prompt, t5_token_count
-from ctxgen.layout import LayoutPlan, PreparedRef
+from ctxgen.sampling.conditioning import decode_tokens, encode_context, encode_pixels, encode_prompt, t5_token_count
+from ctxgen.layout.compose import Composition, PreparedRef
 
 LONG = ("Modify the image to depict 'a cat'. While preserving the original layout, key object features and human "
         "identities (including facial details), adjust element poses for better composition.")  # fmt: skip
@@ -33,14 +33,14 @@ def test_prompt_shapes_and_zero_ids(tiny_model):
 def test_prompt_truncation_flag_and_warning(tiny_model, caplog):
     n = t5_token_count(tiny_model, LONG)
     assert n > 20
-    with caplog.at_level(logging.DEBUG, logger="ctxgen.conditioning"):
+    with caplog.at_level(logging.DEBUG, logger="ctxgen.sampling.conditioning"):
         cut = encode_prompt(tiny_model, LONG, 20)
     assert cut.truncated and cut.prompt_embeds.shape == (1, 20, 32) and cut.n_tokens == n
     assert any(f"{n} T5 tokens" in r.getMessage() and "20" in r.getMessage() for r in caplog.records)
     caplog.clear()
-    with caplog.at_level(logging.DEBUG, logger="ctxgen.conditioning"):
+    with caplog.at_level(logging.DEBUG, logger="ctxgen.sampling.conditioning"):
         exact = encode_prompt(tiny_model, LONG, n)
-    assert not exact.truncated and not [r for r in caplog.records if r.name == "ctxgen.conditioning"]
+    assert not exact.truncated and not [r for r in caplog.records if r.name == "ctxgen.sampling.conditioning"]
 
 
 def test_encode_pixels_is_mode_shift_scale_packed_row_major(tiny_model):
@@ -73,7 +73,7 @@ def test_encode_context_is_layout_then_refs_in_order(tiny_model):
                     token_mask=np.ones((h // 16, w // 16), bool))
         for i, (h, w) in enumerate([(32, 48), (16, 16)])
     )  # fmt: skip
-    plan = LayoutPlan(size=(64, 32), base=256, image=_pixels(32, 64, 9), refs=refs, order=(0, 1),
+    plan = Composition(size=(64, 32), base=256, image=_pixels(32, 64, 9), refs=refs, order=(0, 1),
                       layer_masks=(), boxes=(), token_boxes=())  # fmt: skip
     context = encode_context(tiny_model, plan)
     assert context.shape == (1, 8 + 6 + 1, 64)

@@ -9,13 +9,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ctxgen.attention import kernel_masks, resolve_attention, sdpa_masks
-from ctxgen.errors import UserError
-from ctxgen.flex import BLOCK, class_mask_mod, class_tables, flex_attend, flex_available, flex_masks
+from ctxgen.sampling.processors import kernel_masks, resolve_attention, sdpa_masks
+from ctxgen.core.errors import UserError
+from ctxgen.sampling.flex import BLOCK, class_mask_mod, class_tables, flex_attend, flex_available, flex_masks
 from ctxgen.models.loading import load_model
 from ctxgen.models.registry import ModelSpec
-from ctxgen.plan import plan_scene
-from ctxgen.scene import load_scene
+from ctxgen.sequence.prepare import prepare_scene
+from ctxgen.scene.model import load_scene
 from tests.model.helpers import write_small_scene
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -28,13 +28,13 @@ pytestmark = pytest.mark.skipif(not flex_available(), reason="FlexAttention need
 
 @pytest.fixture(scope="module")
 def small_plan(tmp_path_factory):
-    return plan_scene(load_scene(write_small_scene(tmp_path_factory.mktemp("scene"))), TEXT_LEN)
+    return prepare_scene(load_scene(write_small_scene(tmp_path_factory.mktemp("scene"))), TEXT_LEN)
 
 
 @pytest.fixture(scope="module")
 def plans():
-    """ScenePlan per bundled scene (tokens and class masks, no model)."""
-    return {name: plan_scene(load_scene(EXAMPLES / name), TEXT_LEN) for name in SCENES}
+    """PreparedScene per bundled scene (tokens and class masks, no model)."""
+    return {name: prepare_scene(load_scene(EXAMPLES / name), TEXT_LEN) for name in SCENES}
 
 
 def reference_tiles(masks, kind: str, block: int = BLOCK) -> tuple[np.ndarray, np.ndarray]:
@@ -156,7 +156,7 @@ def test_resolve_attention_per_device():
 @pytest.fixture(scope="module")
 def renderers(tiny_model_dir):
     """Two fresh tiny models (CPU, float32, fused adapter) with processors for sdpa and flex."""
-    from ctxgen.render import Renderer
+    from ctxgen.sampling.renderer import Renderer
 
     spec = ModelSpec(preset="tiny", base=str(tiny_model_dir / "base"), adapter=str(tiny_model_dir / "adapter"))
     return {kind: Renderer(load_model(spec, "cpu", "float32"), TEXT_LEN, attention=kind) for kind in ("sdpa", "flex")}
@@ -179,12 +179,12 @@ def test_renderer_flex_equals_sdpa(small_plan, renderers):
 
 
 def test_scene_inputs_are_built_once_and_reused(small_plan, renderers, monkeypatch):
-    import ctxgen.attention
-    import ctxgen.conditioning
+    import ctxgen.sampling.processors
+    import ctxgen.sampling.conditioning
 
     calls = {"encode_prompt": 0, "encode_context": 0, "kernel_masks": 0}
-    for module, name in ((ctxgen.conditioning, "encode_prompt"), (ctxgen.conditioning, "encode_context"),
-                         (ctxgen.attention, "kernel_masks")):  # fmt: skip
+    for module, name in ((ctxgen.sampling.conditioning, "encode_prompt"), (ctxgen.sampling.conditioning, "encode_context"),
+                         (ctxgen.sampling.processors, "kernel_masks")):  # fmt: skip
         real = getattr(module, name)
 
         def counted(*args, _real=real, _name=name, **kwargs):

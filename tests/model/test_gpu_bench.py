@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ctxgen.flex import flex_available
+from ctxgen.sampling.flex import flex_available
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_bench.py"
 

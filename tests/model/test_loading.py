@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from ctxgen.errors import ModelError, UserError
+from ctxgen.core.errors import ModelError, UserError
 from ctxgen.models.loading import load_base, load_model, missing_base_files, resolve_device, resolve_dtype
 from ctxgen.models.registry import PRESETS, ModelSpec, resolve_model_spec
 
@@ -137,11 +137,11 @@ def test_model_identity_matches_load_without_loading(tiny_model, tiny_model_dir,
     monkeypatch.setattr(loading, "load_base", no_load)
     spec = ModelSpec("tiny", str(tiny_model_dir / "base"), str(tiny_model_dir / "adapter"))
     ident = loading.model_identity(spec, device="cpu", dtype="auto")
-    assert ident == {
+    assert ident.as_dict() == {
         "base": spec.base, "adapter": spec.adapter, "adapter_file": tiny_model.adapter_file,
         "adapter_sha256": tiny_model.adapter_sha256, "fused": True, "dtype": "float32", "device": "cpu",
     }  # fmt: skip
-    assert loading.model_identity(ModelSpec("tiny", "tiny", None), "cpu", "bfloat16", True)["fused"] is False
+    assert loading.model_identity(ModelSpec("tiny", "tiny", None), "cpu", "bfloat16", True).fused is False
 
 
 @pytest.mark.parametrize("rel", ["transformer/diffusion_pytorch_model.safetensors", "text_encoder/model.safetensors"])

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from ctxgen.conditioning import decode_tokens, encode_pixels, encode_prompt
-from ctxgen.errors import UserError
-from ctxgen.memory import check_memory_tier, nf4_kwargs, placement, read_peak, reset_peak
+from ctxgen.sampling.conditioning import decode_tokens, encode_pixels, encode_prompt
+from ctxgen.core.errors import UserError
+from ctxgen.models.memory import check_memory_tier, nf4_kwargs, placement, read_peak, reset_peak
 from ctxgen.models import loading
 from ctxgen.models.loading import load_base, load_model
 from ctxgen.models.registry import TINY, ModelSpec
@@ -60,12 +60,12 @@ def test_balanced_tier_changes_no_number(balanced, tiny_model):
 
 
 def test_balanced_renders_like_full(balanced, spec, tmp_path):
-    from ctxgen.plan import plan_scene
-    from ctxgen.render import Renderer
-    from ctxgen.scene import load_scene
+    from ctxgen.sequence.prepare import prepare_scene
+    from ctxgen.sampling.renderer import Renderer
+    from ctxgen.scene.model import load_scene
 
     full = load_model(spec, device="cpu", dtype="float32")  # a fresh model: Renderer installs processors
-    sp = plan_scene(load_scene(write_small_scene(tmp_path)), TEXT_LEN)
+    sp = prepare_scene(load_scene(write_small_scene(tmp_path)), TEXT_LEN)
     images = []
     for model in (full, balanced):
         renderer = Renderer(model, TEXT_LEN, attention="sdpa")

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from ctxgen.cli import app
 from tests.model.helpers import manifest, write_scene
-from ctxgen.outputs import read_metadata
+from ctxgen.outputs.metadata import read_metadata
 
 TINY = ["--model", "tiny", "--text-len", "16"]
 
@@ -49,7 +49,7 @@ def test_two_cpu_workers_share_the_queue(tmp_path):
 
 def start(args: list[str]) -> tuple[subprocess.Popen, list[str]]:
     """The CLI in a subprocess; its stderr lines are collected by a thread."""
-    proc = subprocess.Popen([sys.executable, "-m", "ctxgen.cli", *args], stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-m", "ctxgen", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True).start()

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ctxgen.cli import app
-from ctxgen.outputs import read_metadata
+from ctxgen.outputs.metadata import read_metadata
 
 pytest.importorskip("ray", reason="the Ray backend needs the optional extra: pip install 'ctxgen[ray]'")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")  # Ray's own internals

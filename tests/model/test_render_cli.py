@@ -12,7 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from ctxgen.cli import app
-from ctxgen.outputs import read_metadata
+from ctxgen.outputs.metadata import read_metadata
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 runner = CliRunner()
@@ -108,7 +108,7 @@ def test_reproduce_refuses_changed_references(first_run, tmp_path):
     png = out / "small" / "seed-8.png"
     meta = read_metadata(png)
     meta["files"] = {k: "0" * 64 for k in meta["files"]}
-    from ctxgen.outputs import write_image
+    from ctxgen.outputs.metadata import write_image
 
     forged = tmp_path / "forged.png"
     write_image(forged, np.asarray(Image.open(png)), meta)

@@ -17,9 +17,9 @@ from huggingface_hub import constants
 from PIL import Image
 from typer.testing import CliRunner
 
-from ctxgen import doctor
+from ctxgen.models import doctor
 from ctxgen.cli import app
-from ctxgen.errors import ModelError
+from ctxgen.core.errors import ModelError
 from ctxgen.models.adapter import read_adapter, resolve_adapter_file
 from ctxgen.models.loading import load_model
 from ctxgen.models.registry import ModelSpec

@@ -10,9 +10,10 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 from diffusers.pipelines.flux.pipeline_flux_kontext import FluxKontextPipeline, calculate_shift, retrieve_timesteps
 
-from ctxgen.attention import MaskedFluxAttnProcessor, attention_masks, install_processors, restore_processors
-from ctxgen.errors import UserError
-from ctxgen.sampling import denoise, initial_noise, make_model_fn, sigmas_and_timesteps
+from ctxgen.sampling.processors import MaskedFluxAttnProcessor, install_processors
+from ctxgen.core.errors import UserError
+from ctxgen.sampling.loop import denoise, initial_noise, make_model_fn, sigmas_and_timesteps
+from tests.model.helpers import attention_masks, restore_processors
 from tests.model.helpers import tiny_transformer as _tiny_transformer
 
 # The scheduler config shipped with FLUX.1-Kontext-dev (scheduler/scheduler_config.json).

@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from ctxgen import segment_geometry as sg
-from ctxgen.errors import ModelError, UserError
-from ctxgen.scene import Instance
-from ctxgen.segment import (
+from ctxgen.models import sam_processing as sg
+from ctxgen.core.errors import ModelError, UserError
+from ctxgen.scene.model import Instance
+from ctxgen.models.sam import (
     SAM_MODELS,
     MaskCache,
     build_tiny_sam,

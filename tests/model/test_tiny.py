@@ -98,7 +98,7 @@ def test_saved_layout_and_adapters(tiny_model_dir, tiny_components):
 
 
 def test_folder_load_matches_in_memory_model(tiny_model_dir, tiny_forward, tiny_inputs):
-    from ctxgen.conditioning import encode_pixels, encode_prompt
+    from ctxgen.sampling.conditioning import encode_pixels, encode_prompt
 
     on_disk = load_model(ModelSpec("tiny", str(tiny_model_dir / "base"), None), device="cpu", dtype="float32")
     in_memory = load_model(ModelSpec("tiny", "tiny", None), device="cpu", dtype="float32")

@@ -228,12 +228,12 @@ def test_layout_disk_full_midway_leaves_no_files(tmp_path: Path, monkeypatch: py
 
 def test_corrupt_exif_is_logged_not_fatal(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A JPEG whose EXIF block is cut short still reads (no orientation to apply); the problem is logged once."""
-    from ctxgen.images import read_image
+    from ctxgen.scene.images import read_image
 
     buf = io.BytesIO()
     Image.new("RGB", (40, 20), (255, 0, 0)).save(buf, "JPEG", exif=b"Exif\x00\x00II*\x00\xff\xff\xff\x7f")
     (tmp_path / "bad_exif.jpg").write_bytes(buf.getvalue())
-    with caplog.at_level("WARNING", logger="ctxgen.images"):
+    with caplog.at_level("WARNING", logger="ctxgen.scene.images"):
         assert read_image(tmp_path / "bad_exif.jpg").shape == (20, 40, 3)
     (record,) = caplog.records  # Pillow's own wording follows the file name
     assert record.getMessage().startswith("bad_exif.jpg: Corrupt EXIF data.") and "\n" not in record.getMessage()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from huggingface_hub import constants
 
-from ctxgen import doctor
+from ctxgen.models import doctor
 from ctxgen.models.registry import ADAPTER_HUB_ID, BASE_HUB_ID
 
 COMPONENTS = {"scheduler": "scheduler_config.json", "vae": "config.json", "text_encoder": "config.json",

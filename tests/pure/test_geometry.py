@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctxgen.geometry import (
+from ctxgen.layout.geometry import (
     Placement,
     base_size,
     bilinear_resize,
@@ -114,7 +114,7 @@ def test_fit_image_no_positive_ratio_uses_one():
 
 
 def test_place_skips_degenerate_crop(caplog):
-    with caplog.at_level(logging.WARNING, logger="ctxgen.geometry"):
+    with caplog.at_level(logging.WARNING, logger="ctxgen.layout.geometry"):
         assert place("instance", (64, 64), (5, 5, 5, 9), (0, 0, 16, 16), (64, 64)) is None
         assert place("image", (64, 64), None, (0, 0, 16, 16), (64, 64)) is None
     assert "empty crop" in caplog.text

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from ctxgen.errors import SceneError, UserError
-from ctxgen.images import (ImageError, check_references, max_pixels, read_image, read_image_rgb, read_references,
+from ctxgen.core.errors import SceneError, UserError
+from ctxgen.scene.images import (ImageError, check_references, max_pixels, read_image, read_image_rgb, read_references,
                            read_user_layout)
-from ctxgen.scene import load_scene
+from ctxgen.scene.model import load_scene
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 BOX = "    box: [1, 2, 30, 40]\n"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctxgen.layering import auto_order, layer_order, overlap_stats
+from ctxgen.layout.layering import auto_order, layer_order, overlap_stats
 
 
 def _rect(h: int, w: int, y0: int, x0: int, y1: int, x1: int) -> np.ndarray:

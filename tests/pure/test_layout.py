@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ctxgen.images import RefImage
-from ctxgen.layout import build_layout, layout_to_pil, place_layer, prepare_reference, user_layout_image
-from ctxgen.scene import Instance, Scene
+from ctxgen.scene.images import RefImage
+from ctxgen.layout.compose import build_composition, layout_to_pil, place_layer, prepare_reference, user_layout_image
+from ctxgen.scene.model import Instance, Scene
 
 
 def unit(*rgb: int) -> np.ndarray:
@@ -97,7 +97,7 @@ def _two_instance_scene(z=None):
 
 def test_compositor_two_instances_exact():
     scene, refs = _two_instance_scene()
-    plan = build_layout(scene, refs)
+    plan = build_composition(scene, refs)
     assert plan.size == (64, 64) and plan.base == 256
     assert plan.order == (0, 1)  # B is contained in A -> drawn on top
     assert plan.boxes == ((0, 0, 40, 40), (12, 12, 28, 28))
@@ -115,7 +115,7 @@ def test_compositor_two_instances_exact():
 
 def test_compositor_z_puts_contained_below():
     scene, refs = _two_instance_scene(z=[None, -1])
-    plan = build_layout(scene, refs)
+    plan = build_composition(scene, refs)
     assert plan.order == (1, 0)
     np.testing.assert_array_equal(plan.image[20, 20], unit(200, 100, 50))
 
@@ -123,7 +123,7 @@ def test_compositor_z_puts_contained_below():
 def test_build_layout_is_deterministic_per_seed():
     refs = [make_ref(i, 256, (40 * i, 90, 160), (10, 10, 200, 200)) for i in range(3)]
     scene = make_scene([(0, 0, 30, 30), (34, 0, 64, 30), (0, 34, 30, 64)], seed=11)
-    a, b = build_layout(scene, refs), build_layout(scene, refs)
+    a, b = build_composition(scene, refs), build_composition(scene, refs)
     assert a.order == b.order and np.array_equal(a.image, b.image)
 
 
@@ -133,7 +133,7 @@ def test_user_layout_thresholds_and_skips_placement():
     rgba[:, :32, 3] = 127
     rgba[:, 32:, 3] = 128
     scene, refs = _two_instance_scene()
-    plan = build_layout(scene, refs, rgba)
+    plan = build_composition(scene, refs, rgba)
     assert plan.order == () and not any(m.any() for m in plan.layer_masks)
     assert (plan.image[:, :32] == 0).all()
     np.testing.assert_array_equal(plan.image[7, 40], unit(10, 20, 30))
@@ -156,12 +156,12 @@ def test_user_layout_resizes_alpha_nearest():
 def test_build_layout_rejects_mismatched_refs():
     scene, refs = _two_instance_scene()
     with pytest.raises(ValueError, match="do not match"):
-        build_layout(scene, refs[:1])
+        build_composition(scene, refs[:1])
 
 
 def test_layout_to_pil_rounding():
     scene, refs = _two_instance_scene()
-    plan = build_layout(scene, refs)
+    plan = build_composition(scene, refs)
     img = np.zeros((64, 64, 3), np.float32)
     img[0, 0:5, 0] = [-1.0, 1.0, 0.0, 2.0, -0.5]
     from dataclasses import replace
@@ -182,15 +182,37 @@ def test_build_layout_six_refs_1024_places_every_layer():
         x, y = int(rng.integers(0, 600)), int(rng.integers(0, 600))
         boxes.append((x, y, x + int(rng.integers(150, 424)), y + int(rng.integers(150, 424))))
     scene = make_scene(boxes, fits=["instance", "image", "distort"] * 2, size=(1024, 1024))
-    plan = build_layout(scene, refs)
+    plan = build_composition(scene, refs)
     assert sorted(plan.order) == list(range(6)) and all(m.any() for m in plan.layer_masks)
 
 
 def test_build_layout_skips_degenerate_instance_with_warning(caplog):
     thin = make_ref(1, 256, (0, 255, 0), (10, 50, 200, 50))  # one column of foreground: crop width 0
     scene, refs = _two_instance_scene()
-    plan = build_layout(scene, [refs[0], thin])
+    plan = build_composition(scene, [refs[0], thin])
     assert not plan.layer_masks[1].any() and plan.layer_masks[0].sum() == 1600
     assert sorted(plan.order) == [0, 1] and plan.order[-1] == 1  # the empty layer goes last
     np.testing.assert_array_equal(plan.image[20, 20], unit(200, 100, 50))
     assert "instance 1 (1.png)" in caplog.text
+
+
+def test_box_crossing_the_canvas_edge_places_the_reference_as_drawn(workdir, write):
+    """R9/R8: placement uses the box as drawn, the canvas clips the pasted pixels; the token box is clipped."""
+    from PIL import Image
+
+    from ctxgen.scene.images import read_references
+    from ctxgen.scene.model import load_scene
+
+    halves = np.zeros((64, 128, 4), np.uint8)
+    halves[:, :64] = (255, 0, 0, 255)  # left half red
+    halves[:, 64:] = (0, 0, 255, 255)  # right half blue
+    Image.fromarray(halves, "RGBA").save(workdir / "refs/halves.png")
+    scene = load_scene(write("prompt: p\nsize: [256, 256]\nseed: 1\ninstances:\n  - image: refs/halves.png\n"
+                             "    box: [128, 64, 384, 192]\n    fit: distort\n"))
+    inst = scene.instances[0]
+    assert inst.box == (128.0, 64.0, 256.0, 192.0) and inst.placement_box == (128.0, 64.0, 384.0, 192.0)
+    comp = build_composition(scene, read_references(scene))
+    assert comp.boxes == ((128, 64, 256, 192),) and comp.token_boxes == ((8, 4, 16, 12),)
+    visible = layout_to_pil(comp).crop((128, 64, 256, 192))  # the part of the 256x128 reference on the canvas
+    rgb = np.asarray(visible, dtype=np.int16)  # (128, 128, 3)
+    assert (rgb[..., 0] > 200).all() and (rgb[..., 2] < 50).all()  # only the red left half is visible

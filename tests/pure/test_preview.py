@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ctxgen.images import RefImage
-from ctxgen.layout import build_layout
-from ctxgen.preview import GAP, HEAD, PALETTE, render_preview
-from ctxgen.scene import Instance, Scene
+from ctxgen.scene.images import RefImage
+from ctxgen.layout.compose import build_composition
+from ctxgen.core.pictures import PALETTE
+from ctxgen.layout.preview import GAP, HEAD, render_preview
+from ctxgen.scene.model import Instance, Scene
 
 
 def _scene(W: int, H: int, boxes, labels, z) -> Scene:
@@ -35,7 +36,7 @@ def _refs(n: int) -> list[RefImage]:
 def test_preview_draws_boxes_in_palette_colours():
     boxes = ((16.0, 16.0, 200.0, 180.0), (120.0, 100.0, 250.0, 250.0))
     scene = _scene(256, 256, boxes, ["cat", None], [None, 1])
-    plan = build_layout(scene, _refs(2))
+    plan = build_composition(scene, _refs(2))
     img = render_preview(plan, scene)
     assert img.mode == "RGB" and img.width > 256 + GAP and img.height >= 256
     px = np.asarray(img)
@@ -50,7 +51,7 @@ def test_preview_user_layout_and_many_refs_extend_the_column():
     scene = _scene(128, 64, boxes, [None] * 5, [None] * 5)
     rgba = np.zeros((64, 128, 4), np.uint8)
     rgba[..., 3] = 255
-    plan = build_layout(scene, _refs(5), rgba)
+    plan = build_composition(scene, _refs(5), rgba)
     img = render_preview(plan, scene)
     assert img.height > 64 + 2 * GAP + HEAD  # five reference panels do not fit in 64 px: the column grows
     assert img.width == 128 + 160 + 3 * GAP  # the reference column is at least 160 px wide
@@ -58,7 +59,7 @@ def test_preview_user_layout_and_many_refs_extend_the_column():
 
 def test_preview_tints_foreground_token_cells():
     scene = _scene(256, 256, ((0.0, 0.0, 128.0, 128.0),), ["a"], [None])
-    plan = build_layout(scene, _refs(1))
+    plan = build_composition(scene, _refs(1))
     img = np.asarray(render_preview(plan, scene)).astype(int)
     panel = img[GAP + HEAD + 20:, 256 + 2 * GAP:]  # below the 20-px caption (its colour swatch is excluded)
     colour = np.array(PALETTE[0])

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from ctxgen.prompt import TEMPLATE, wrap_prompt
+from ctxgen.sequence.prompt import TEMPLATE, wrap_prompt
 
 
 def sha(text: str) -> str:

@@ -13,7 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from ctxgen.cli import app
-from ctxgen.outputs import scene_out_dirs
+from ctxgen.outputs.files import scene_out_dirs
 
 PACKAGE = Path(__file__).resolve().parents[2] / "ctxgen"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ctxgen.errors import SceneError
-from ctxgen.scene import load_scene, scene_json_schema
+from ctxgen.core.errors import SceneError
+from ctxgen.scene.model import load_scene, scene_json_schema
 
 HEAD = 'prompt: "p"\ninstances:\n  - image: refs/cut.png\n'
 BOX = "    box: [1, 2, 30, 40]\n"
@@ -211,10 +211,10 @@ def test_seed_list_and_single_seed(write) -> None:
 
 
 def test_random_seed_is_drawn_and_recorded(write, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ctxgen.scene
+    import ctxgen.scene.model
 
     drawn = []
-    monkeypatch.setattr(ctxgen.scene.secrets, "randbelow", lambda n: drawn.append(n) or 123456789)
+    monkeypatch.setattr(ctxgen.scene.model.secrets, "randbelow", lambda n: drawn.append(n) or 123456789)
     scene = load_scene(write(ONE))
     assert (scene.seeds, scene.seed_random, drawn) == ((123456789,), True, [2**32])
 

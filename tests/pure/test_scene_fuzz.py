@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from ctxgen.errors import SceneError
-from ctxgen.scene import Scene, load_scene
+from ctxgen.core.errors import SceneError
+from ctxgen.scene.model import Scene, load_scene
 
 REFS = ["refs/cut.png", "refs/photo.png", "refs/mask.png"]
 FRAGMENTS = [":", ": ", "- ", "[", "]", "{", "}", ",", "&a ", "*a", "!!int ", "!!bool ", "!!timestamp ", "!foo ",

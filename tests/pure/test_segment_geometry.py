@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctxgen.segment_geometry import (
+from ctxgen.models.sam_processing import (
     best_mask,
     box_pixels,
     component_under_prompt,
@@ -54,7 +54,7 @@ def _bfs_labels(m: np.ndarray, conn: int) -> np.ndarray:
 
 
 def test_torch_free():
-    code = "import sys, ctxgen.segment_geometry; print('torch' in sys.modules)"
+    code = "import sys, ctxgen.models.sam_processing; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctxgen.batch import parse_shard, select_shard
-from ctxgen.errors import UserError
-from ctxgen.outputs import scene_out_dirs
-from ctxgen.pool import parse_devices
+from ctxgen.batch.plan import parse_shard, select_shard
+from ctxgen.core.errors import UserError
+from ctxgen.outputs.files import scene_out_dirs
+from ctxgen.batch.devices import parse_devices
 
 names = st.lists(st.text("abcdefgh/_", min_size=1, max_size=12), min_size=0, max_size=40, unique=True)
 
@@ -74,9 +74,9 @@ def test_parse_devices(spec, devices):
 
 
 def test_devices_all_counts_the_gpus(monkeypatch):
-    monkeypatch.setattr("ctxgen.pool._cuda_count", lambda: 2)
+    monkeypatch.setattr("ctxgen.batch.devices._cuda_count", lambda: 2)
     assert parse_devices("all") == ("cuda:0", "cuda:1")
-    monkeypatch.setattr("ctxgen.pool._cuda_count", lambda: 0)
+    monkeypatch.setattr("ctxgen.batch.devices._cuda_count", lambda: 0)
     with pytest.raises(UserError, match="no CUDA GPU"):
         parse_devices("all")
     assert parse_devices("all", for_ray=True) == ("all",)  # counted in the Ray cluster instead

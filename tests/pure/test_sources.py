@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ctxgen.errors import UserError
-from ctxgen.sources import collect_scenes
+from ctxgen.core.errors import UserError
+from ctxgen.scene.sources import collect_scenes
 
 
 @pytest.fixture

@@ -9,15 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctxgen.tokens import box_area, build_token_layout, clip_box, expected_counts, segment
+from ctxgen.sequence.tokens import box_area, build_sequence, clip_box, expected_counts, span
 
 
 def test_toy_scene_segments_and_ids_are_literal():
     # W=32, H=48 -> Wt=2, Ht=3; T=3; ref0 is 1x2 tokens, ref1 2x1 tokens
-    tokens = build_token_layout((32, 48), 3, [(1, 2), (2, 1)])
-    assert tokens.seg_names == ("text", "main", "layout", "ref0", "ref1")
-    np.testing.assert_array_equal(tokens.seg_bounds, [[0, 3], [3, 9], [9, 15], [15, 17], [17, 19]])
-    assert tokens.seg_bounds.dtype == np.int64
+    tokens = build_sequence((32, 48), 3, [(1, 2), (2, 1)])
+    assert tokens.span_names == ("text", "main", "layout", "ref0", "ref1")
+    np.testing.assert_array_equal(tokens.span_bounds, [[0, 3], [3, 9], [9, 15], [15, 17], [17, 19]])
+    assert tokens.span_bounds.dtype == np.int64
     assert tokens.seq_len == 19 and tokens.main_len == 6 and tokens.grid == (3, 2)
     expected = [
         [0, 0, 0], [0, 0, 1], [0, 1, 0], [0, 1, 1], [0, 2, 0], [0, 2, 1],  # main (0, y, x)
@@ -31,32 +31,32 @@ def test_toy_scene_segments_and_ids_are_literal():
 
 def test_ids_stay_exact_above_256():
     # 4096 px -> 256 tokens per side; bf16 would collide here, float32 must not (R14 ctxgen)
-    tokens = build_token_layout((4096, 4096), 0, [(3, 5)])
-    ref = tokens.ids[segment(tokens, "ref0").start - tokens.text_len :]  # (15, 3)
+    tokens = build_sequence((4096, 4096), 0, [(3, 5)])
+    ref = tokens.ids[span(tokens, "ref0").start - tokens.text_len :]  # (15, 3)
     assert ref[0].tolist() == [1.0, 256.0, 256.0]
     assert ref[-1].tolist() == [1.0, 258.0, 260.0]
     assert len({tuple(r) for r in ref.tolist()}) == 15
 
 
 def test_segment_helper_and_unknown_name():
-    tokens = build_token_layout((64, 32), 5, [(2, 3)])
-    assert segment(tokens, "text") == slice(0, 5)
-    assert segment(tokens, "main") == slice(5, 13)
-    assert segment(tokens, "layout") == slice(13, 21)
-    assert segment(tokens, "ref0") == slice(21, 27)
+    tokens = build_sequence((64, 32), 5, [(2, 3)])
+    assert span(tokens, "text") == slice(0, 5)
+    assert span(tokens, "main") == slice(5, 13)
+    assert span(tokens, "layout") == slice(13, 21)
+    assert span(tokens, "ref0") == slice(21, 27)
     with pytest.raises(KeyError, match="ref1"):
-        segment(tokens, "ref1")
+        span(tokens, "ref1")
 
 
 @pytest.mark.parametrize("size", [(0, 64), (64, 40), (-16, 16)])
 def test_bad_canvas_is_rejected(size):
     with pytest.raises(ValueError, match="multiples of 16"):
-        build_token_layout(size, 2, [])
+        build_sequence(size, 2, [])
 
 
 def test_bad_ref_grid_is_rejected():
     with pytest.raises(ValueError, match="grids must be positive"):
-        build_token_layout((64, 64), 2, [(0, 2)])
+        build_sequence((64, 64), 2, [(0, 2)])
 
 
 @settings(max_examples=60, deadline=None)
@@ -67,8 +67,8 @@ def test_bad_ref_grid_is_rejected():
     grids=st.lists(st.tuples(st.integers(1, 6), st.integers(1, 6)), max_size=5),
 )
 def test_spans_cover_the_sequence_and_ids_follow_r14(wt, ht, text_len, grids):
-    tokens = build_token_layout((16 * wt, 16 * ht), text_len, grids)
-    bounds = tokens.seg_bounds
+    tokens = build_sequence((16 * wt, 16 * ht), text_len, grids)
+    bounds = tokens.span_bounds
     assert bounds[0, 0] == 0 and bounds[-1, 1] == tokens.seq_len
     np.testing.assert_array_equal(bounds[1:, 0], bounds[:-1, 1])  # contiguous, non-overlapping
     assert (bounds[:, 1] >= bounds[:, 0]).all()
@@ -79,8 +79,8 @@ def test_spans_cover_the_sequence_and_ids_follow_r14(wt, ht, text_len, grids):
     ids = tokens.ids.astype(np.int64)
     y0, x0 = ht, wt
     for n, (h, w) in enumerate(grids):
-        span = segment(tokens, f"ref{n}")
-        block = ids[span.start - text_len : span.stop - text_len]  # (h*w, 3)
+        part = span(tokens, f"ref{n}")
+        block = ids[part.start - text_len : part.stop - text_len]  # (h*w, 3)
         assert (block[:, 0] == 1).all()
         np.testing.assert_array_equal(block[:, 1], y0 + np.repeat(np.arange(h), w))
         np.testing.assert_array_equal(block[:, 2], x0 + np.tile(np.arange(w), h))
@@ -95,7 +95,7 @@ SCENE_BOXES = [(0, 0, 2, 3), (1, 2, 4, 4)]
 
 
 def test_expected_counts_by_hand():
-    tokens = build_token_layout((64, 64), 2, [(2, 2), (2, 2)])
+    tokens = build_sequence((64, 64), 2, [(2, 2), (2, 2)])
     # CLA: (2 + 32)^2 + 4 * (2 + 3) + 4 * (2 + 2) = 1192; ICA: + 6 * 3 + 6 * 2 = 1222
     assert expected_counts(tokens, SCENE_MASKS, SCENE_BOXES) == (1192, 1222)
     # paper: |U| = 11 in-box main rows lose 2M = 32 keys each, gain |U B x B| = 36 + 36 - 1 = 71 plus 30 ref keys
@@ -119,7 +119,7 @@ def test_box_helpers_clip_to_grid():
 )
 def test_paper_closed_form_matches_brute_force_sets(boxes, fg):
     # inclusion-exclusion over (possibly empty, overlapping) boxes vs explicit per-token key sets
-    tokens = build_token_layout((96, 96), 3, [(2, 2)] * len(boxes))
+    tokens = build_sequence((96, 96), 3, [(2, 2)] * len(boxes))
     masks = [np.arange(4).reshape(2, 2) < c for c in fg[: len(boxes)]]
     cells = [{(y, x) for y, x in itertools.product(range(y1, y2), range(x1, x2))} for x1, y1, x2, y2 in boxes]
     n_cla, n_paper = expected_counts(tokens, masks, boxes, ica="paper")

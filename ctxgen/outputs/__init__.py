@@ -1,0 +1,1 @@
+"""Stage 6, outputs: folder naming, the idempotency key and PNG metadata, debug overlays, render comparison."""
