@@ -21,7 +21,7 @@ from ctxgen.scene.schema import DEFAULT_SIZE, Fit, IcaMode, json_schema, num, nu
 from ctxgen.scene.marks import Report, compose, decode_text, field_path, format_issue, show_value
 
 __all__ = ["Box", "Fit", "IcaMode", "MaskMode", "MAX_SCENE_BYTES", "DEFAULT_SIZE", "Instance", "Scene",
-           "format_issue", "file_problem", "resolve_path", "load_scene", "scene_json_schema"]
+           "format_issue", "file_problem", "resolve_path", "load_scene", "parse_scene", "scene_json_schema"]
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in output pixels
 MaskMode = Literal["alpha", "file", "auto"]
@@ -116,8 +116,15 @@ def resolve_path(base: Path, text: str) -> Path:
 def load_scene(path: str | os.PathLike[str]) -> Scene:
     """Read, validate and resolve a scene file; every problem is reported at once as a SceneError (R1, R8)."""
     shown = os.fspath(path)
-    source = Path(shown)
-    raw = _read_scene_bytes(source, shown)
+    return parse_scene(_read_scene_bytes(Path(shown), shown), path)
+
+
+def parse_scene(raw: bytes, path: str | os.PathLike[str]) -> Scene:
+    """A scene from the bytes of its YAML, as if read from `path` (relative image paths resolve from its folder).
+
+    Used by `load_scene` and by callers holding unsaved text (the editor); errors name `path` as given.
+    """
+    shown = os.fspath(path)
     root = compose(decode_text(raw, shown), shown)
     report = Report(shown)
     data = report.walk(root) if root is not None else None
@@ -126,7 +133,7 @@ def load_scene(path: str | os.PathLike[str]) -> Scene:
         report.at((), f"a scene is a mapping with `prompt:`, `instances:` and optional settings; {got}")
         raise SceneError(report.lines())
     doc = validate_document(report, data)
-    source = source.resolve()
+    source = Path(shown).resolve()
     boxes = _semantics(report, data, source.parent)
     if report.issues or doc is None:
         raise SceneError(report.lines())

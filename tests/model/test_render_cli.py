@@ -114,3 +114,21 @@ def test_reproduce_refuses_changed_references(first_run, tmp_path):
     write_image(forged, np.asarray(Image.open(png)), meta)
     res = runner.invoke(app, ["reproduce", str(forged), "--out", str(tmp_path / "o")])
     assert res.exit_code == 1 and "changed or is missing" in res.output
+
+
+def test_reproduce_rebuilds_every_setting_of_a_non_default_render(tiny_model_dir, tmp_path):
+    """A render with --attention flex --memory balanced (not the CPU defaults) is reproduced with the same settings:
+    the reproduced image carries the same key (which covers the kernel and the tier) and the same pixels."""
+    out = tmp_path / "first"
+    res, _ = render(tiny_model_dir, out, "--seed", "3", "--attention", "flex", "--memory", "balanced",
+                    "--no-overlays", scene=EXAMPLES / "small.yaml")
+    assert res.exit_code == 0, res.output
+    png = out / "small" / "seed-3.png"
+    original = read_metadata(png)
+    assert (original["settings"]["attention"], original["settings"]["memory"]) == ("flex", "balanced")
+    res = runner.invoke(app, ["reproduce", str(png), "--out", str(tmp_path / "again"), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    again = read_metadata(Path(doc["reproduced"]))
+    assert again["settings"] == original["settings"] and again["key"] == original["key"]
+    assert doc["identical"] is True
