@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import struct
 import warnings
@@ -47,16 +48,39 @@ class ImageError(UserError):
 
 
 def open_image(path: Path, limit: int | None = None) -> Image.Image:
-    """Fully decode one image: pixel count checked from the header first, then EXIF orientation applied."""
-    path, limit = Path(path), max_pixels() if limit is None else limit
+    """Fully decode one image file: pixel count checked from the header first, then EXIF orientation applied."""
+    path = Path(path)
     problem = file_problem(path, "image file")
     if problem is not None:
         raise ImageError(path, problem)
+    with open(path, "rb") as fh:
+        head = fh.read(24)
+    return _decode(path, path, head, limit)
+
+
+def decode_image_bytes(data: bytes, name: str | Path, limit: int | None = None) -> Image.Image:
+    """`open_image` for bytes held in memory (dataset shards, uploads); errors name `name`."""
+    return _decode(io.BytesIO(data), Path(name), data[:24], limit)
+
+
+def image_size(data: bytes, name: str | Path) -> tuple[int, int]:
+    """(width, height) from an image's header without decoding its pixels (same formats and errors)."""
+    try:
+        with Image.open(io.BytesIO(data), formats=FORMATS) as im:
+            return im.size
+    except Image.UnidentifiedImageError:
+        raise ImageError(Path(name), _unidentified(data[:24])) from None
+    except _DECODE_ERRORS:
+        raise ImageError(Path(name), "cannot decode the image header: the data is truncated or corrupt") from None
+
+
+def _decode(source, path: Path, head: bytes, limit: int | None) -> Image.Image:
+    limit = max_pixels() if limit is None else limit
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # Pillow's own limit counts as ours
-            with Image.open(path, formats=FORMATS) as im:
+            with Image.open(source, formats=FORMATS) as im:
                 _check_pixels(path, im.size, limit)
                 im.load()  # decode everything now: truncated files fail here, not later
                 out = ImageOps.exif_transpose(im)
@@ -64,7 +88,7 @@ def open_image(path: Path, limit: int | None = None) -> Image.Image:
         reason = f"larger than Pillow's decompression-bomb limit ({Image.MAX_IMAGE_PIXELS:,} pixels); downscale it"
         raise ImageError(path, reason) from None
     except Image.UnidentifiedImageError:
-        raise ImageError(path, _unidentified(path)) from None
+        raise ImageError(path, _unidentified(head)) from None
     except _DECODE_ERRORS as exc:
         logger.debug("decoding %s failed: %r", path, exc)
         raise ImageError(path, "cannot decode the image data: the file is truncated or corrupt; re-export it") from None
@@ -85,11 +109,9 @@ def _check_pixels(path: Path, size: tuple[int, int], limit: int) -> None:
                                "downscale it (or raise CTXGEN_MAX_PIXELS)")
 
 
-def _unidentified(path: Path) -> str:
-    """Why Pillow could not identify a file: empty, a zero-size PNG, or not an image at all."""
-    with open(path, "rb") as f:
-        head = f.read(24)  # PNG signature (8) + IHDR length/type (8) + width, height (8)
-    if not head:
+def _unidentified(head: bytes) -> str:
+    """Why Pillow could not identify data from its first 24 bytes: empty, a zero-size PNG, or not an image at all."""
+    if not head:  # PNG signature (8) + IHDR length/type (8) + width, height (8)
         return "file is empty (0 bytes)"
     if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" and len(head) == 24:
         w, h = struct.unpack(">II", head[16:24])
@@ -126,8 +148,8 @@ def _grey(im: Image.Image) -> Image.Image:
     return im if im.mode == "L" else _colour(im).convert("L")
 
 
-def _pixels(path: Path, convert: Callable[[Image.Image], Image.Image]) -> np.ndarray:
-    im = open_image(path)
+def _pixels(path: Path, convert: Callable[[Image.Image], Image.Image], data: bytes | None = None) -> np.ndarray:
+    im = open_image(path) if data is None else decode_image_bytes(data, path)
     try:
         return np.array(convert(im))  # writable copy, uint8 (h, w[, c])
     except ValueError:
@@ -147,6 +169,16 @@ def read_image_rgb(path: Path) -> np.ndarray:
 def read_mask_file(path: Path) -> np.ndarray:
     """A mask image converted to L, uint8 (h, w) (R2)."""
     return _pixels(Path(path), _grey)
+
+
+def image_from_bytes(data: bytes, name: str | Path) -> np.ndarray:
+    """`read_image` for encoded bytes in memory: uint8 (h, w, 3) or (h, w, 4) (R2); errors name `name`."""
+    return _pixels(Path(name), _colour, data)
+
+
+def mask_from_bytes(data: bytes, name: str | Path) -> np.ndarray:
+    """`read_mask_file` for encoded bytes in memory: uint8 (h, w) (R2)."""
+    return _pixels(Path(name), _grey, data)
 
 
 def check_references(scene: Scene) -> None:
