@@ -15,9 +15,10 @@ from ctxgen.core import fsio
 def fail_writes(monkeypatch: pytest.MonkeyPatch, when: Callable[[Path, int], bool]) -> list[Path]:
     """Atomic writes for which `when(path, call_number)` holds put a few bytes in their temp file, then fail with ENOSPC.
 
-    Returns the list of every path written through `fsio.write_with`, in call order (call numbers start at 1).
+    Returns the list of every path written through `fsio.stage` (every ctxgen output goes through it), in call order
+    (call numbers start at 1).
     """
-    original, calls = fsio.write_with, []
+    original, calls = fsio.stage, []
 
     def writer(path, write):
         calls.append(Path(path))
@@ -30,5 +31,5 @@ def fail_writes(monkeypatch: pytest.MonkeyPatch, when: Callable[[Path, int], boo
 
         return original(path, partial)
 
-    monkeypatch.setattr(fsio, "write_with", writer)
+    monkeypatch.setattr(fsio, "stage", writer)
     return calls

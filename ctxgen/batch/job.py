@@ -13,12 +13,14 @@ from typing import Any
 
 from ctxgen.batch.types import BatchOptions, ModelLoadError, Record, WorkItem
 from ctxgen.core.env import debug_enabled
-from ctxgen.core.errors import describe
+from ctxgen.core.errors import OutputError, describe
 from ctxgen.core.fsio import clean_stale_parts
 from ctxgen.models.registry import ModelIdentity
-from ctxgen.outputs.files import image_path
-from ctxgen.outputs.metadata import (RenderSettings, build_metadata, is_done, output_key, read_metadata, scene_files,
-                                     write_image, write_sidecar)
+from ctxgen.batch.lock import SceneBusy, scene_lock
+from ctxgen.outputs.commit import OutputSet, commit, read_key
+from ctxgen.outputs.files import image_path, overlay_names, seed_of
+from ctxgen.outputs.metadata import (RenderSettings, build_metadata, encode_image, encode_overlay, encode_sidecar,
+                                     is_done, output_key, read_metadata, scene_files)
 from ctxgen.scene.model import Scene, load_scene
 
 log = logging.getLogger(__name__)
@@ -99,21 +101,34 @@ class SceneWorker:
 
     # -- scenes ----------------------------------------------------------------------------------------
     def seeds_for(self, scene: Scene, out_dir: Path, files: dict[str, str], settings: RenderSettings) -> tuple[int, ...]:
-        """The seeds to render; a scene without a seed keeps those an earlier run drew (found by key)."""
+        """The seeds to render; a scene without a seed keeps those an earlier run drew (found by key), including a
+        set that a killed run left without its image (its sidecar or overlays carry the key: adopted, not orphaned)."""
         if not scene.seed_random or self.opts.seeds:
             return scene_seeds(scene, self.opts)
-        found = []
-        for png in sorted(out_dir.glob("seed-*.png")):
-            meta = read_metadata(png) or {}
-            seed = meta.get("seed")
-            if isinstance(seed, int) and meta.get("key") == output_key(scene, files, seed, settings):
-                found.append(seed)
+        found = sorted(self._earlier_seeds(scene, out_dir, files, settings))
         if not found:
             return scene_seeds(scene, self.opts)
-        seeds = sorted(found)[: self.opts.samples]
+        seeds = found[: self.opts.samples]
         while len(seeds) < self.opts.samples:
             seeds.append(max(seeds) + 1)
         return tuple(seeds)
+
+    @staticmethod
+    def _earlier_seeds(scene: Scene, out_dir: Path, files: dict[str, str], settings: RenderSettings) -> set[int]:
+        found: set[int] = set()
+        for path in out_dir.glob("seed-*") if out_dir.is_dir() else ():
+            seed = seed_of(path)
+            if seed is None or seed in found:
+                continue
+            if path.suffix == ".png":
+                key = (read_metadata(path) or {}).get("key")
+            elif path.suffix == ".json":
+                key = read_key(path)
+            else:  # seed-N.debug: any overlay carries the key
+                key = next((k for p in sorted(path.glob("*.png")) if (k := read_key(p))), None)
+            if key is not None and key == output_key(scene, files, seed, settings):
+                found.add(seed)
+        return found
 
     def render_scene(self, scene: Scene, out_dir: Path, emit: Emit | None = None) -> list[Record]:
         """Render every pending seed of one scene; one record per seed, passed to `emit` as soon as it is done."""
@@ -136,9 +151,10 @@ class SceneWorker:
         seeds = self.last_seeds = self.seeds_for(scene, out_dir, files, settings)
         keys = {s: output_key(scene, files, s, settings) for s in seeds}
         pending = []
+        names = overlay_names(len(scene.instances)) if self.opts.overlays else None
         for s in seeds:
             png = image_path(out_dir, s)
-            if not self.opts.force and is_done(png, keys[s]):
+            if not self.opts.force and is_done(png, keys[s], names):
                 emit(Record.make(scene.source, s, "skipped", key=keys[s], outputs=[str(png)], out_dir=str(out_dir),
                                  device=settings.device, warnings=scene.warnings))
             else:
@@ -176,27 +192,18 @@ class SceneWorker:
                              device=st.device, warnings=scene.warnings))
 
     def _write(self, sp, sample, settings: RenderSettings, files, key, out_dir, prep, truncated) -> list[Path]:
+        """Encode the image, sidecar and overlays in memory, then commit them as one set (ctxgen.outputs.commit)."""
         png = image_path(out_dir, sample.seed)
         extra = {"timings": {**prep, **sample.timings}, "peak_memory_bytes": sample.peak_memory,
                  "layer_order": list(sp.composition.order), "prompt_truncated": truncated,
                  "warnings": list(sp.scene.warnings), "wrapped_prompt": sp.prompt}
         meta = build_metadata(sp.scene, files, sample.seed, settings, key, extra)
-        written: list[Path] = []
-        try:
-            if self.opts.overlays:
-                from ctxgen.core.fsio import write_png
-                from ctxgen.outputs.overlays import render_overlays
+        overlays = None
+        if self.opts.overlays:
+            from ctxgen.outputs.overlays import render_overlays
 
-                debug_dir = png.with_suffix(".debug")
-                for name, im in render_overlays(sp, sample.image).items():
-                    written.append(write_png(debug_dir / f"{name}.png", im))
-            written.insert(0, write_sidecar(png, meta))
-            written.insert(0, write_image(png, sample.image, meta))  # the image last: its key marks the seed done
-        except BaseException:
-            for path in written:  # no sidecar or overlay without its image
-                path.unlink(missing_ok=True)
-            raise
-        return written
+            overlays = {name: encode_overlay(im, key) for name, im in render_overlays(sp, sample.image).items()}
+        return commit(png, OutputSet(encode_image(sample.image, meta), encode_sidecar(meta), overlays))
 
 
 def clean_scene_parts(out_dir: Path) -> int:
@@ -204,8 +211,24 @@ def clean_scene_parts(out_dir: Path) -> int:
     return clean_stale_parts(out_dir) + sum(clean_stale_parts(d) for d in out_dir.glob("*.debug"))
 
 
-def process_scene(worker: Any, item: WorkItem, emit_record: Emit) -> list[Record]:
-    """Render one scene in isolation: every seed gets exactly one record; only interrupts and load failures escape."""
+def process_scene(worker: Any, item: WorkItem, emit_record: Emit, wait: bool = True) -> list[Record] | None:
+    """Render one scene in isolation: every seed gets exactly one record; only interrupts and load failures escape.
+
+    The scene folder is locked for the duration (two runs into one --out never render a scene twice at once);
+    with `wait=False` a scene another process is rendering returns None at once (try it again later).
+    """
+    try:
+        with scene_lock(item.out_dir, wait=wait):
+            return _process_locked(worker, item, emit_record)
+    except SceneBusy:
+        return None
+    except OutputError as exc:  # the scene folder cannot even be created: this scene fails, the batch goes on
+        rec = Record.make(item.path, None, "failed", error=describe(exc), out_dir=str(item.out_dir))
+        emit_record(rec)
+        return [rec]
+
+
+def _process_locked(worker: Any, item: WorkItem, emit_record: Emit) -> list[Record]:
     clean_scene_parts(item.out_dir)
     done: list[Record] = []
     clock = [time.perf_counter()]

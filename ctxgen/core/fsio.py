@@ -12,11 +12,11 @@ import io
 import json
 import os
 import re
+import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,27 +39,58 @@ def file_mode() -> int:
     return 0o666 & ~_umask
 
 
-@contextmanager
-def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
-    """Yield a temp path beside `path`; on success rename it over `path`, on any error remove it."""
+def dir_mode() -> int:
+    """0o777 minus the umask: the mode of folders ctxgen creates whole (e.g. staged overlay folders)."""
+    mode = file_mode()
+    return mode | ((mode & 0o444) >> 2)
+
+
+def part_prefix(path: Path) -> str:
+    """The start of a temp name beside `path`: `.<name>.<host>-<pid>.` (see `is_stale_part`)."""
+    return f".{Path(path).name}.{_HOST}-{os.getpid()}."
+
+
+def stage(path: Path, writer: Callable[[IO[bytes]], Any]) -> Path:
+    """Write a complete, fsynced temp file beside `path` through `writer(file)`; returns it (the caller publishes).
+
+    On any failure the temp file is removed and an OutputError names `path`. This is the one place every ctxgen
+    output is written (and where tests inject a full disk).
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=(suffix or "") + PART,
-                                   dir=path.parent)
-        os.close(fd)
+        fd, tmp = tempfile.mkstemp(prefix=part_prefix(path), suffix=PART, dir=path.parent)
     except OSError as exc:
         raise OutputError(f"{path.parent}: cannot write here ({exc.strerror}); choose another folder with --out") from exc
     try:
-        yield Path(tmp)
+        with os.fdopen(fd, "wb") as fh:
+            writer(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
     except OSError as exc:
         _remove(tmp)
         raise OutputError(f"{path}: write failed ({exc.strerror or exc}); free disk space or choose another --out") from exc
     except BaseException:
         _remove(tmp)
         raise
+    return Path(tmp)
+
+
+def publish(tmp: Path, path: Path) -> Path:
+    """Rename a staged temp file over `path` (atomic on one file system)."""
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        _remove(tmp)
+        raise OutputError(f"{path}: write failed ({exc.strerror or exc}); free disk space or choose another --out") from exc
+    return Path(path)
+
+
+def discard(tmp: Path | None) -> None:
+    """Remove a staged temp file that will not be published."""
+    if tmp is not None:
+        _remove(tmp)
 
 
 def _remove(tmp: str | Path) -> None:
@@ -71,12 +102,7 @@ def _remove(tmp: str | Path) -> None:
 
 def write_with(path: Path, writer: Callable[[IO[bytes]], Any]) -> Path:
     """Write `path` atomically through `writer(file)`."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            writer(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-    return path
+    return publish(stage(path, writer), path)
 
 
 def write_bytes(path: Path, data: bytes) -> Path:
@@ -134,11 +160,14 @@ def is_stale_part(path: Path) -> bool:
 
 
 def clean_stale_parts(folder: Path) -> int:
-    """Remove the temp files killed writers left in `folder`; returns how many."""
+    """Remove the temp files and folders killed writers left in `folder`; returns how many."""
     n = 0
     if folder.is_dir():
         for p in folder.glob(f".*{PART}"):
             if is_stale_part(p):
-                _remove(p)
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    _remove(p)
                 n += 1
     return n

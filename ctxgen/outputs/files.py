@@ -26,3 +26,15 @@ def scene_out_dirs(scenes: list[Path], root: Path) -> dict[Path, Path]:
             tag = "" if len(paths) == 1 else "-" + hashlib.sha256(str(p.resolve()).encode()).hexdigest()[:6]
             out[p] = root / f"{name}{tag}"
     return out
+
+
+def overlay_names(n_instances: int) -> list[str]:
+    """The debug overlays of one render (file stems in `seed-<N>.debug/`): the layout, one per instance, the masks."""
+    return ["layout", *(f"instance-{n}" for n in range(n_instances)), "masks"]
+
+
+def seed_of(path: Path) -> int | None:
+    """N of an output named `seed-<N>.png`, `.json` or `.debug`; None for other names."""
+    stem = path.name.split(".", 1)[0]
+    digits = stem.removeprefix("seed-")
+    return int(digits) if stem.startswith("seed-") and digits.isdigit() and len(digits) <= 20 else None

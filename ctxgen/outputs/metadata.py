@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from ctxgen import __version__
-from ctxgen.core.fsio import png_bytes, sha256_file, write_bytes, write_json
+from ctxgen.core.fsio import png_bytes, sha256_file, write_bytes
+from ctxgen.outputs.commit import KEY_CHUNK, set_done
 from ctxgen.core.options import RenderOptions
 from ctxgen.models.registry import ModelIdentity
 from ctxgen.scene.model import Scene
@@ -76,21 +77,24 @@ def output_key(scene: Scene, files: dict[str, str], seed: int, settings: RenderS
 
 
 def read_metadata(png: Path) -> dict[str, Any] | None:
-    """The JSON metadata of a ctxgen PNG, or None when absent or unreadable."""
+    """The JSON metadata of a ctxgen PNG, or None when absent, unreadable or not a JSON object (untrusted input)."""
     from PIL import Image
 
     try:
         with Image.open(png) as im:
-            text = im.text.get(META_KEY)  # type: ignore[attr-defined]
-        return json.loads(text) if text else None
-    except (OSError, ValueError, SyntaxError):
+            text = getattr(im, "text", {}).get(META_KEY)
+        meta = json.loads(text) if isinstance(text, str) and text else None
+    except (OSError, ValueError, SyntaxError, RecursionError):
         return None
+    return meta if isinstance(meta, dict) else None
 
 
-def is_done(png: Path, key: str) -> bool:
-    """True when `png` exists and carries this exact key (so a re-run may skip it)."""
+def is_done(png: Path, key: str, overlay_names: list[str] | None = None) -> bool:
+    """True when the seed's whole output set carries this exact key: the image, its sidecar and (when given) the
+    named debug overlays, so a re-run may skip it (see `ctxgen.outputs.commit`)."""
     meta = read_metadata(png) if png.is_file() else None
-    return bool(meta) and meta.get("key") == key
+    image_key = meta.get("key") if meta else None
+    return isinstance(image_key, str) and set_done(png, key, image_key, overlay_names)
 
 
 def build_metadata(scene: Scene, files: dict[str, str], seed: int, settings: RenderSettings, key: str,
@@ -105,18 +109,33 @@ def build_metadata(scene: Scene, files: dict[str, str], seed: int, settings: Ren
     }
 
 
-def write_image(path: Path, image: np.ndarray, meta: dict[str, Any]) -> Path:
-    """Write an RGB uint8 image as PNG with its metadata in a tEXt chunk, atomically."""
+def encode_image(image: np.ndarray, meta: dict[str, Any]) -> bytes:
+    """An RGB uint8 image as PNG bytes with its metadata in a tEXt chunk."""
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
     info = PngInfo()
-    info.add_text(META_KEY, json.dumps(meta, sort_keys=True))
+    info.add_text(META_KEY, json.dumps(meta, sort_keys=True, allow_nan=False))
     info.add_text("prompt", meta.get("prompt", ""))
     info.add_text("seed", str(meta.get("seed", "")))
-    return write_bytes(path, png_bytes(Image.fromarray(image, "RGB"), pnginfo=info))
+    return png_bytes(Image.fromarray(image, "RGB"), pnginfo=info)
 
 
-def write_sidecar(path: Path, meta: dict[str, Any]) -> Path:
+def encode_sidecar(meta: dict[str, Any]) -> bytes:
     """The JSON sidecar beside an image (same content as the PNG chunk, minus the scene text)."""
-    return write_json(path.with_suffix(".json"), {k: v for k, v in meta.items() if k != "scene_yaml"})
+    doc = {k: v for k, v in meta.items() if k != "scene_yaml"}
+    return (json.dumps(doc, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+
+
+def encode_overlay(image: Any, key: str) -> bytes:
+    """A debug overlay (PIL image) as PNG bytes carrying the render's key."""
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text(KEY_CHUNK, key)
+    return png_bytes(image, pnginfo=info)
+
+
+def write_image(path: Path, image: np.ndarray, meta: dict[str, Any]) -> Path:
+    """Write an RGB uint8 image as PNG with its metadata, atomically (a lone file; renders use `commit`)."""
+    return write_bytes(path, encode_image(image, meta))
