@@ -85,7 +85,7 @@ def low_tier(model, enc: dict, scn, inputs, masks, device, dtype) -> dict:
     from ctxgen.models.memory import nf4_kwargs
 
     if device.type != "cuda" or importlib.util.find_spec("bitsandbytes") is None:
-        return {"error": "skipped: needs CUDA and bitsandbytes (pip install 'ctxgen[low-memory]')"}
+        return {"error": "skipped: needs CUDA and bitsandbytes (pip install -e '.[low-memory]')"}
     with tempfile.TemporaryDirectory() as tmp:
         model.save_pretrained(f"{tmp}/transformer")
         enc["text_encoder_2"].save_pretrained(f"{tmp}/t5")

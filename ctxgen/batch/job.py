@@ -17,6 +17,7 @@ from ctxgen.core.errors import OutputError, describe
 from ctxgen.core.fsio import clean_stale_parts
 from ctxgen.models.registry import ModelIdentity
 from ctxgen.batch.lock import SceneBusy, scene_lock
+from ctxgen.batch.manifest import ManifestError
 from ctxgen.outputs.commit import OutputSet, commit, read_key
 from ctxgen.outputs.files import image_path, overlay_names, seed_of
 from ctxgen.outputs.metadata import (RenderSettings, build_metadata, encode_image, encode_overlay, encode_sidecar,
@@ -222,6 +223,8 @@ def process_scene(worker: Any, item: WorkItem, emit_record: Emit, wait: bool = T
             return _process_locked(worker, item, emit_record)
     except SceneBusy:
         return None
+    except ManifestError:
+        raise
     except OutputError as exc:  # the scene folder cannot even be created: this scene fails, the batch goes on
         rec = Record.make(item.path, None, "failed", error=describe(exc), out_dir=str(item.out_dir))
         emit_record(rec)
@@ -246,8 +249,8 @@ def _process_locked(worker: Any, item: WorkItem, emit_record: Emit) -> list[Reco
     try:
         scene = load_scene(item.path)
         worker.render_scene(scene, item.out_dir, sink)
-    except KeyboardInterrupt:
-        raise
+    except (KeyboardInterrupt, ManifestError):
+        raise  # an interrupt, or a record that cannot be kept, ends the run
     except Exception as exc:  # one failing scene must not stop the batch
         if debug_enabled():
             log.error("%s failed", item.path, exc_info=exc)

@@ -12,6 +12,10 @@ from ctxgen.core.errors import OutputError
 from ctxgen.core.fsio import file_mode
 
 
+class ManifestError(OutputError):
+    """The manifest could not be written: fatal to the run (a record that is not kept would be lost)."""
+
+
 class Manifest:
     """An append-only JSONL file, checked before any work; a failed write is an OutputError (exit 1)."""
 
@@ -39,11 +43,16 @@ class Manifest:
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode())
             try:
-                if os.write(fd, line) != len(line):
-                    raise OSError(0, "short write")
-                os.fsync(fd)
+                append_line(fd, line)
             finally:
                 os.close(fd)
         except OSError as exc:
-            raise OutputError(f"{self.path}: manifest write failed ({exc.strerror or exc}); "
+            raise ManifestError(f"{self.path}: manifest write failed ({exc.strerror or exc}); "
                               "free disk space or choose another --manifest path") from None
+
+
+def append_line(fd: int, line: bytes) -> None:
+    """One write of the whole line, then fsync (a short write is an error: the line would be torn)."""
+    if os.write(fd, line) != len(line):
+        raise OSError(0, "short write")
+    os.fsync(fd)

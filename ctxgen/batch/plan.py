@@ -8,10 +8,10 @@ from pathlib import Path
 
 from ctxgen.batch.manifest import Manifest
 from ctxgen.batch.types import BACKENDS, Batch, BatchOptions, WorkItem
-from ctxgen.core.errors import UsageError
+from ctxgen.core.errors import UsageError, install_hint
 from ctxgen.outputs.files import scene_out_dirs
 
-RAY_INSTALL = 'pip install -e ".[ray]"'
+RAY_INSTALL = install_hint("ray")
 
 
 def parse_shard(spec: str) -> tuple[int, int]:
@@ -39,7 +39,7 @@ def prepare_batch(paths: list[Path], opts: BatchOptions, shard: str | None = Non
     if opts.backend not in BACKENDS:
         raise UsageError(f"--backend {opts.backend!r}: choose one of {', '.join(BACKENDS)}")
     if opts.backend == "ray" and importlib.util.find_spec("ray") is None:
-        raise UsageError(f"--backend ray: Ray is not installed; install it with `{RAY_INSTALL}`")
+        raise UsageError(f"--backend ray: Ray is not installed; run {RAY_INSTALL}")
     if opts.manifest is not None:
         Manifest(opts.manifest).check()
     dirs = scene_out_dirs(paths, opts.out)  # over all scenes, so every shard names folders the same way

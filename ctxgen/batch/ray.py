@@ -16,7 +16,7 @@ from ctxgen.core.errors import UsageError
 from ctxgen.models.registry import ModelIdentity
 
 log = logging.getLogger(__name__)
-INSTALL_HINT = f"install it with `{RAY_INSTALL}`"
+INSTALL_HINT = f"run {RAY_INSTALL}"
 QUIET_LOGGERS = ("ray", "ray.data")
 
 

@@ -15,13 +15,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from ctxgen.core.errors import ModelError
-from ctxgen.core.options import RenderOptions
+from ctxgen.core.errors import ModelError, UsageError
+from ctxgen.core.options import MAX_SEED, RenderOptions, check_seed
 from ctxgen.models.registry import ModelIdentity
 
 Backend = Literal["local", "ray"]
 BACKENDS: tuple[str, ...] = ("local", "ray")
 Status = Literal["ok", "skipped", "failed"]
+MAX_SAMPLES = 10_000  # images per scene in one run
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,15 @@ class BatchOptions:
     devices: str | None = None  # --devices: None = one worker on --device
     backend: str = "local"
     ray_address: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.samples <= MAX_SAMPLES:
+            raise UsageError(f"--samples: must be 1..{MAX_SAMPLES}, got {self.samples}")
+        for seed in self.seeds:
+            check_seed(seed)
+        if self.seeds and max(self.seeds) + self.samples - 1 > MAX_SEED:
+            raise UsageError(f"--seed {max(self.seeds)} with --samples {self.samples} counts past 2^64-1; "
+                             "use a smaller seed")
 
 
 @dataclass(frozen=True)

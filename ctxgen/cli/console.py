@@ -23,14 +23,28 @@ from ctxgen.core.env import debug_enabled
 from ctxgen.core.errors import EXIT_FAILED, EXIT_INTERRUPTED, OOM_HINT, SceneError, UserError, is_out_of_memory
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-QUIET_LIBRARIES = ("diffusers", "transformers", "httpx", "huggingface_hub", "peft")
+QUIET_LIBRARIES = ("diffusers", "transformers", "httpx", "huggingface_hub", "peft", "accelerate", "ray", "urllib3",
+                   "torch", "filelock")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+class OneLine(logging.Formatter):
+    """`LEVEL message` on one line (newlines folded): the log format when stderr is not a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return " ".join(super().format(record).split("\n"))
+
+
 def setup_logging(verbose: int, quiet: bool) -> None:
+    """rich's log handler on a terminal; elsewhere plain one-line records, never wrapped at 80 columns."""
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
-    logging.basicConfig(level=level, handlers=[RichHandler(console=err, show_path=False, show_time=False)],
-                        format="%(message)s", force=True)
+    if err.is_terminal:
+        handler: logging.Handler = RichHandler(console=err, show_path=False, show_time=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(OneLine("%(levelname)s %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     lib_level = "warning" if verbose > 1 else "error"
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", lib_level)  # both libraries read these when first imported
     os.environ.setdefault("DIFFUSERS_VERBOSITY", lib_level)

@@ -30,8 +30,8 @@ class Reporter:
     def record(self, rec: Record) -> None:
         if rec.scene not in self._warned:
             self._warned.add(rec.scene)
-            for line in rec.warnings:
-                err.print(f"[yellow]warning[/] {escape(rec.scene)}: {escape(line)}")
+            for line in rec.warnings:  # scene warnings already start with `file:line:col`
+                err.print(f"[yellow]warning[/] {escape(line)}")
         if rec.status == "failed" and (rec.scene, rec.error) != self._last_error:
             self._last_error = (rec.scene, rec.error)
             for line in str(rec.error).splitlines():

@@ -52,3 +52,8 @@ def describe(exc: BaseException) -> str:
         return str(exc)
     text = f"{type(exc).__name__}: {exc}"
     return text + f" ({OOM_HINT})" if is_out_of_memory(exc) else text
+
+
+def install_hint(extra: str) -> str:
+    """How to add an optional extra: ctxgen is installed from its repository, not from the package index."""
+    return f'pip install -e ".[{extra}]" in your ctxgen checkout'

@@ -102,7 +102,12 @@ def _remove(tmp: str | Path) -> None:
 
 def write_with(path: Path, writer: Callable[[IO[bytes]], Any]) -> Path:
     """Write `path` atomically through `writer(file)`."""
-    return publish(stage(path, writer), path)
+    tmp = stage(path, writer)
+    try:
+        return publish(tmp, path)
+    except BaseException:  # an interrupt between staging and the rename: no temp file is left behind
+        discard(tmp)
+        raise
 
 
 def write_bytes(path: Path, data: bytes) -> Path:

@@ -129,6 +129,18 @@ def fit_distort(crop_hw: tuple[int, int], box: IntBox) -> Placement:
     return Placement((max(1, box[3] - box[1]), max(1, box[2] - box[0])), _centre(box))
 
 
+def fit_contain(crop_hw: tuple[int, int], box: IntBox) -> Placement:
+    """R9 contain (a ctxgen addition, not what the adapter was trained on): the largest aspect-kept size inside
+    the box, centred on it; integer arithmetic, so neither side ever exceeds the box."""
+    ch, cw = crop_hw
+    bw, bh = box[2] - box[0], box[3] - box[1]
+    if bw * ch <= bh * cw:  # the width binds: bw/cw <= bh/ch
+        size = (max(1, ch * bw // cw), max(1, bw))
+    else:
+        size = (max(1, bh), max(1, cw * bh // ch))
+    return Placement(size, _centre(box))
+
+
 def _edge_ratio(frame_hw, tight, bc, canvas_wh) -> float:
     """R9 image-fit r: smallest positive d_i/o_j over the x pairs and the y pairs (float32), 1.0 if none."""
     (h, w), (x1, y1, x2, y2), (bcy, bcx), (W, H) = frame_hw, tight, bc, canvas_wh
@@ -182,7 +194,9 @@ def place(fit: str, frame_hw: tuple[int, int], tight: IntBox | None, box: IntBox
         return fit_distort(crop_hw, box)
     if fit == "image":
         return fit_image(frame_hw, tight, box, canvas_wh)
-    raise ValueError(f"unknown fit mode {fit!r}; expected instance, distort or image")
+    if fit == "contain":
+        return fit_contain(crop_hw, box)
+    raise ValueError(f"unknown fit mode {fit!r}; expected instance, distort, image or contain")
 
 
 def paste_window(layer_hw: tuple[int, int], anchor: tuple[int, int],

@@ -1,26 +1,50 @@
-"""A human-readable preview of the composition: layout image, boxes, layers, token grid, reference token masks."""
+"""A human-readable preview of the composition: layout image, boxes, layers, token grid, reference token masks.
+
+Layers are named one way everywhere: by label (or `#index` when unlabelled), counted bottom to top from 1.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ctxgen.core.pictures import BG, FG, font, instance_colour, to_uint8
+from ctxgen.core.pictures import BG, FG, font, instance_colour, line_height, outline_cells, to_uint8, wrap
 from ctxgen.core.units import TOKEN
 from ctxgen.layout.compose import Composition, PreparedRef, layout_to_pil
 from ctxgen.scene.model import Scene
 
 GAP = 12  # px between panels
-HEAD = 28  # px of the header line above the panels
+DIM = (170, 174, 182)  # secondary text
 
 
-def _tag(inst_index: int, label: str | None, plan: Composition, z: int | None) -> str:
-    """Box caption: label (or #i), layer position in plan.order (0 = bottom) and explicit z."""
-    name = label or f"#{inst_index}"
+def instance_name(label: str | None, index: int) -> str:
+    """How pictures name an instance: its label, or #index when it has none."""
+    return label or f"#{index}"
+
+
+def layer_caption(plan: Composition, scene: Scene, index: int) -> str:
+    """Box caption: name, layer position counted bottom to top from 1 (R11), explicit z."""
+    inst = scene.instances[index]
+    name = instance_name(inst.label, index)
     if not plan.order:
-        return f"{name} (user layout)"
-    layer = f"layer {plan.order.index(inst_index)}" if inst_index in plan.order else "no layer"
-    return f"{name} | {layer}" + (f" | z={z}" if z is not None else "")
+        return f"{name} · user layout"
+    if not plan.layer_masks[index].any():
+        return f"{name} · not on the canvas"
+    z = f" · z={inst.z}" if inst.z is not None else ""
+    return f"{name} · layer {plan.order.index(index) + 1} of {len(plan.order)}{z}"
+
+
+def header_lines(plan: Composition, scene: Scene, face, width: int) -> list[tuple[str, tuple]]:
+    """The header as (line, colour) pairs wrapped to `width` px: size and tokens, layer order, what base means."""
+    W, H = plan.size
+    names = [instance_name(scene.instances[i].label, i) for i in plan.order]
+    layers = ("layers, bottom to top: " + ", ".join(names)) if plan.order else \
+        "layout: the scene's own image (R12), so no layer order"
+    base = (f"references: resized to about {plan.base}x{plan.base} px (R4, set by the canvas size); "
+            "outlined: their foreground tokens (R7)")
+    parts = [(f"{scene.stem} · {W}x{H} px · {W // TOKEN}x{H // TOKEN} tokens of 16 px (the grid)", FG),
+             (layers, FG), (base, DIM)]
+    return [(line, colour) for text, colour in parts for line in wrap(text, face, width)]
 
 
 def _grid(draw: ImageDraw.ImageDraw, x0: int, y0: int, w: int, h: int, step: float, rgba: tuple) -> None:
@@ -33,14 +57,15 @@ def _grid(draw: ImageDraw.ImageDraw, x0: int, y0: int, w: int, h: int, step: flo
         draw.line([(x0, y), (x0 + w - 1, y)], fill=rgba)
 
 
-def _label(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, tint: tuple, face,
-           limit: tuple[int, int]) -> None:
-    """A filled caption chip at xy (kept inside the limit (W, H)), text in white on the instance colour."""
+def _chip(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], text: str, tint: tuple, face,
+          limit: tuple[int, int]) -> None:
+    """A caption chip on the box's top edge: above the box where there is room, else just inside it."""
     left, top, right, bottom = draw.textbbox((0, 0), text, font=face)
     tw, th = right - left + 8, bottom - top + 6
-    x = min(max(0, xy[0]), max(0, limit[0] - tw))
-    y = min(max(0, xy[1]), max(0, limit[1] - th))
-    draw.rectangle([x, y, x + tw, y + th], fill=(*tint, 225))
+    x = min(max(0, box[0]), max(0, limit[0] - tw))
+    y = box[1] - th if box[1] >= th else box[1]
+    y = min(max(0, y), max(0, limit[1] - th))
+    draw.rectangle([x, y, x + tw, y + th], fill=(*tint, 230))
     draw.text((x + 4 - left, y + 3 - top), text, font=face, fill=(255, 255, 255, 255))
 
 
@@ -56,86 +81,80 @@ def _composite_panel(plan: Composition, scene: Scene) -> Image.Image:
     for inst, box in zip(scene.instances, plan.boxes):
         tint = instance_colour(inst.index)
         draw.rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=(*tint, 255), width=width)
-        text = _tag(inst.index, inst.label, plan, inst.z)
-        _label(draw, (box[0], box[1] + width), text, tint, face, (W, H))
+    for inst, box in zip(scene.instances, plan.boxes):  # captions after all boxes, so no box line crosses one
+        _chip(draw, box, layer_caption(plan, scene, inst.index), instance_colour(inst.index), face, (W, H))
     return Image.alpha_composite(base, over).convert("RGB")
 
 
-def _token_overlay(mask: np.ndarray, size: tuple[int, int], cell: float, colour: tuple) -> Image.Image:
-    """RGBA overlay: faint token grid, foreground cells tinted, the foreground region's outline drawn."""
-    over = Image.new("RGBA", size, (0, 0, 0, 0))
-    draw = ImageDraw.Draw(over)
-    if cell >= 8:
-        _grid(draw, 0, 0, size[0], size[1], cell, (255, 255, 255, 40))
-    padded = np.pad(mask, 1)  # (th + 2, tw + 2) bool
-    edges = {  # cell side -> True where the neighbour across that side is background
-        "top": mask & ~padded[:-2, 1:-1], "bottom": mask & ~padded[2:, 1:-1],
-        "left": mask & ~padded[1:-1, :-2], "right": mask & ~padded[1:-1, 2:],
-    }
-
-    def px(k: int) -> int:
-        return int(round(k * cell))
-
-    for r, c in np.argwhere(mask):
-        draw.rectangle([px(c), px(r), px(c + 1) - 1, px(r + 1) - 1], fill=(*colour, 70))
-    line = (*colour, 255)
-    width = max(1, int(cell // 6))
-    for r, c in np.argwhere(edges["top"]):
-        draw.line([(px(c), px(r)), (px(c + 1), px(r))], fill=line, width=width)
-    for r, c in np.argwhere(edges["bottom"]):
-        draw.line([(px(c), px(r + 1)), (px(c + 1), px(r + 1))], fill=line, width=width)
-    for r, c in np.argwhere(edges["left"]):
-        draw.line([(px(c), px(r)), (px(c), px(r + 1))], fill=line, width=width)
-    for r, c in np.argwhere(edges["right"]):
-        draw.line([(px(c + 1), px(r)), (px(c + 1), px(r + 1))], fill=line, width=width)
-    return over
-
-
-def _ref_panel(ref: PreparedRef, colour: tuple, width: int, max_h: int) -> Image.Image:
-    """A reference scaled to fit (width, max_h), its foreground token cells (R7) tinted and outlined."""
+def reference_thumbnail(ref: PreparedRef, colour: tuple, width: int, max_h: int) -> Image.Image:
+    """A reference in its true colours (as the model gets it, R6) scaled into (width, max_h), its foreground
+    token cells (R7) outlined, not tinted."""
     w, h = ref.size
     scale = min(width / w, max_h / h)
     out_w, out_h = max(1, int(w * scale)), max(1, int(h * scale))
-    u8 = to_uint8(ref.pixels)  # (h, w, 3)
-    img = Image.fromarray(u8, "RGB").resize((out_w, out_h), Image.Resampling.LANCZOS).convert("RGBA")
-    over = _token_overlay(ref.token_mask, (out_w, out_h), TOKEN * scale, colour)
-    return Image.alpha_composite(img, over).convert("RGB")
+    img = Image.fromarray(to_uint8(ref.pixels), "RGB").resize((out_w, out_h), Image.Resampling.LANCZOS)
+    draw = ImageDraw.Draw(img)
+    cell = TOKEN * scale
+    outline_cells(draw, ref.token_mask, cell, colour, width=2 if cell >= 5 else 1)
+    return img
 
 
 def _reference_column(plan: Composition, scene: Scene, width: int, height: int) -> Image.Image:
-    """The column of references with captions (index, label, token grid, foreground token count)."""
-    face = font(13)
-    cap_h = 20
+    """The column of references, each under its caption: name and span, then token grid and foreground count."""
+    face = font(max(13, min(16, plan.size[0] // 64)))
     n = max(1, len(plan.refs))
-    max_h = max(96, (height - GAP * (n - 1)) // n - cap_h)
-    panels = []
+    entries = []
     for ref, inst in zip(plan.refs, scene.instances):
-        tint = instance_colour(inst.index)
         th, tw = ref.grid
-        caption = f"{inst.label or f'#{inst.index}'}  {tw}x{th} tok, {int(ref.token_mask.sum())} fg"
-        panels.append((_ref_panel(ref, tint, width, max_h), caption, tint))
-    total_h = sum(p.height + cap_h for p, _, _ in panels) + GAP * (len(panels) - 1)
+        lines = wrap(f"{instance_name(inst.label, inst.index)} · ref{inst.index}", face, width - 16)
+        detail = wrap(f"{tw}x{th} tokens, {int(ref.token_mask.sum())} outlined", face, width - 16)
+        entries.append(([(t, FG) for t in lines] + [(t, DIM) for t in detail], instance_colour(inst.index), ref))
+    cap_h = max(len(lines) for lines, _, _ in entries) * line_height(face) + 4
+    max_h = max(96, (height - GAP * (n - 1)) // n - cap_h)
+    thumbs = [reference_thumbnail(ref, colour, width, max_h) for _, colour, ref in entries]
+    total_h = sum(t.height + cap_h for t in thumbs) + GAP * (len(thumbs) - 1)
     col = Image.new("RGB", (width, max(height, total_h)), BG)
     draw = ImageDraw.Draw(col)
     y = 0
-    for panel, caption, colour in panels:
-        draw.rectangle([0, y + 3, 10, y + 13], fill=colour)
-        draw.text((16, y + 2), caption, font=face, fill=FG)
-        col.paste(panel, ((width - panel.width) // 2, y + cap_h))
-        y += panel.height + cap_h + GAP
+    swatch = line_height(face) - 6
+    for (lines, colour, _), thumb in zip(entries, thumbs):
+        draw.rectangle([0, y + 4, swatch, y + 4 + swatch], fill=colour)
+        for k, (line, tone) in enumerate(lines):
+            draw.text((swatch + 6, y + 1 + k * line_height(face)), line, font=face, fill=tone)
+        col.paste(thumb, ((width - thumb.width) // 2, y + cap_h))
+        y += thumb.height + cap_h + GAP
     return col
+
+
+def _header_face(plan: Composition):
+    return font(max(14, min(20, plan.size[0] // 50)))
+
+
+def layout_origin(plan: Composition, scene: Scene) -> tuple[int, int]:
+    """(x, y) of the composite panel's top-left corner inside the preview (below the wrapped header)."""
+    face = _header_face(plan)
+    lines = header_lines(plan, scene, face, _total_width(plan) - 2 * GAP)
+    return GAP, GAP + len(lines) * line_height(face) + GAP // 2
+
+
+def _column_width(plan: Composition) -> int:
+    return max(192, min(360, plan.size[0] // 3))
+
+
+def _total_width(plan: Composition) -> int:
+    return plan.size[0] + _column_width(plan) + 3 * GAP
 
 
 def render_preview(plan: Composition, scene: Scene) -> Image.Image:
     """Composite (R10/R12) with boxes, captions, layer order (R11) and token grid; references with m_n (R7)."""
     W, H = plan.size
-    composite = _composite_panel(plan, scene)
-    col_w = max(160, min(360, W // 3))
-    column = _reference_column(plan, scene, col_w, H)
-    out = Image.new("RGB", (W + col_w + 3 * GAP, max(H, column.height) + 2 * GAP + HEAD), BG)
-    order = " ".join(map(str, plan.order)) if plan.order else "user layout"
-    header = f"{scene.stem}  {W}x{H}  base {plan.base}  tokens {W // TOKEN}x{H // TOKEN}  layers bottom->top: {order}"
-    ImageDraw.Draw(out).text((GAP, GAP), header, font=font(15), fill=FG)
-    out.paste(composite, (GAP, GAP + HEAD))
-    out.paste(column, (W + 2 * GAP, GAP + HEAD))
+    face = _header_face(plan)
+    ox, oy = layout_origin(plan, scene)
+    column = _reference_column(plan, scene, _column_width(plan), H)
+    out = Image.new("RGB", (_total_width(plan), oy + max(H, column.height) + GAP), BG)
+    draw = ImageDraw.Draw(out)
+    for k, (line, colour) in enumerate(header_lines(plan, scene, face, out.width - 2 * GAP)):
+        draw.text((GAP, GAP + k * line_height(face)), line, font=face, fill=colour)
+    out.paste(_composite_panel(plan, scene), (ox, oy))
+    out.paste(column, (ox + W + GAP, oy))
     return out

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from ctxgen.core.errors import ModelError
 from ctxgen.core.fsio import sha256_file
 from ctxgen.core.hub import is_hub_id
+from ctxgen.models.safety import PICKLE_SUFFIXES
 
 if TYPE_CHECKING:
     import torch
@@ -20,7 +21,6 @@ logger = logging.getLogger(__name__)
 
 ADAPTER_NAME = "contextgen"
 _STEP_RE = re.compile(r"_(\d+)\.safetensors$")
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 _MAX_NAMED = 3  # how many offending keys/files an error message names
 
 
@@ -36,6 +36,10 @@ class AdapterWeights:
 
 
 def _refuse_pickle(path: Path) -> ModelError:
+    """Pickled weights are refused by name; any other non-.safetensors file is simply not an adapter."""
+    if path.suffix.lower() not in PICKLE_SUFFIXES:
+        return ModelError(f"adapter {path}: not a safetensors file; pass the adapter's .safetensors file "
+                          "(or a folder or hub id holding it)")
     return ModelError(
         f"adapter {path}: refusing to unpickle '{path.suffix or path.name}' weights (loading them can run code); "
         "convert to safetensors (safetensors.torch.save_file) and pass the .safetensors file"
@@ -46,7 +50,7 @@ def pick_adapter_file(folder: Path) -> Path:
     """The folder's `*_<step>.safetensors` with the highest step, else its only .safetensors file (R21)."""
     try:
         files = sorted(p for p in folder.rglob("*.safetensors") if p.is_file())
-        pickles = sorted(p for p in folder.rglob("*") if p.suffix.lower() in _PICKLE_SUFFIXES) if not files else []
+        pickles = sorted(p for p in folder.rglob("*") if p.suffix.lower() in PICKLE_SUFFIXES) if not files else []
     except OSError as exc:
         reason = exc.strerror or exc
         raise ModelError(f"adapter folder {folder}: cannot list it ({reason}); check its permissions") from None
@@ -130,9 +134,13 @@ def read_adapter(pipe, path: Path) -> AdapterWeights:
             header = fh.metadata() or {}
         metadata = json.loads(header["lora_adapter_metadata"]) if header.get("lora_adapter_metadata") else None
     except (safetensors.SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
         raise ModelError(
-            f"adapter {path}: not a readable safetensors file ({type(exc).__name__}: {exc}); download it again"
+            f"adapter {path}: not a readable safetensors file ({type(exc).__name__}: {first}); download it again"
         ) from None
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ModelError(f"adapter {path}: its lora_adapter_metadata header is not a JSON object; "
+                         "the file was not written by a LoRA trainer, pass the real adapter")
     if not raw:
         raise ModelError(f"adapter {path}: the file holds no tensors; download it again")
     _check_values(path, raw)
@@ -147,8 +155,9 @@ def _check_values(path: Path, tensors: dict) -> None:
     """Refuse integer tensors and NaN/inf values: loaded as-is they give an error deep in peft or a ruined image."""
     import torch
 
+    allowed = (torch.float32, torch.float16, torch.bfloat16)
     for key, tensor in tensors.items():
-        if not tensor.is_floating_point():
+        if tensor.dtype not in allowed:  # ints, and float8 (no isfinite, no LoRA merge on CPU)
             raise ModelError(f"adapter {path}: tensor {key} has dtype {str(tensor.dtype).removeprefix('torch.')}; "
                              "LoRA weights are floating point (float32, float16 or bfloat16), pass the real adapter")
         if not bool(torch.isfinite(tensor).all()):

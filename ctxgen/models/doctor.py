@@ -1,4 +1,5 @@
-"""`ctxgen doctor`: versions, devices, memory, the model cache and which presets are present (R21).
+"""`ctxgen doctor`: versions, devices, memory, the model cache, which presets are present and which memory
+tiers fit each GPU (R21).
 
 Everything is read from this machine only (nothing is downloaded or looked up online), and no probe can make
 `collect` fail: what cannot be read is reported as `{"error": ...}` in its section.
@@ -7,6 +8,7 @@ Everything is read from this machine only (nothing is downloaded or looked up on
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import logging
 import os
 import platform
@@ -22,7 +24,7 @@ PACKAGES = ("torch", "diffusers", "transformers", "peft", "accelerate", "hugging
             "pillow", "numpy", "pydantic", "typer")
 EXTRAS = {  # distribution -> what it enables
     "ray": "--backend ray",
-    "bitsandbytes": "--memory low, 4-bit NF4 weights",
+    "bitsandbytes": "--memory low, 4-bit NF4 weights; the low-memory extra",
     "torchao": "quantisation kernels; informational, --memory low uses bitsandbytes",
     "scikit-image": "SSIM in `compare`",
 }
@@ -193,9 +195,47 @@ def extras() -> dict[str, Any]:
     return {name: {"version": _version(name), "for": purpose} for name, purpose in EXTRAS.items()}
 
 
+def _measurements() -> tuple[dict, str | None, str | None]:
+    """Render peaks measured by `benchmarks/gpu_bench.py --tiers`: the JSON named by CTXGEN_GPU_BENCH, else
+    benchmarks/results/gpu_bench.json in the checkout ctxgen runs from; ({}, None, None) when there is none."""
+    from ctxgen.models.tiers import read_measurements
+
+    named = os.environ.get("CTXGEN_GPU_BENCH", "").strip()
+    path = Path(named) if named else Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "gpu_bench.json"
+    if not path.is_file():
+        return {}, None, None
+    result = json.loads(path.read_text(encoding="utf-8"))
+    return read_measurements(result), str(path), result.get("device")
+
+
+def tiers() -> dict[str, Any]:
+    """What each --memory tier needs (measured where a benchmark result exists, else estimated) and, for every
+    CUDA device `devices()` reports, which tiers fit and what to run."""
+    from ctxgen.models.tiers import RESERVE, SCENARIOS, SLACK, TIER_SIZES, advise, card_bytes, tier_needs
+
+    measured, source, bench_device = _measurements()
+    rows = tier_needs(measured)
+    for row in rows:
+        row["card_bytes"] = max(card_bytes(n["peak_bytes"]) for n in row["needs"].values())
+    low_ready = _version("bitsandbytes") is not None
+    try:
+        cuda = devices().get("cuda", [])
+    except Exception as exc:  # the table is still worth showing
+        logger.debug("doctor: devices failed", exc_info=exc)
+        cuda = []
+    return {"model": "FLUX.1-Kontext-dev + the ContextGen adapter (r=512), bf16", "unit": "bytes (GB = 10^9)",
+            "scenarios": [{"name": s.name, "size": [s.side, s.side], "refs": s.refs, "seq_len": s.seq_len}
+                          for s in SCENARIOS],
+            "tiers": rows, "adapter_bytes": TIER_SIZES.adapter_params * 2, "headroom": {"slack": SLACK,
+            "reserve_bytes": RESERVE}, "measured_from": source, "measured_on": bench_device,
+            "devices": [{"index": g["index"], "name": g["name"], "memory_bytes": g["memory_bytes"],
+                         **advise(g["memory_bytes"], rows, low_ready)} for g in cuda],
+            "low_memory_installed": low_ready}
+
+
 _PROBES: dict[str, Callable[[], dict[str, Any]]] = {
     "versions": versions, "devices": devices, "memory": memory, "cache": cache, "presets": presets,
-    "sam": sam, "extras": extras,
+    "sam": sam, "extras": extras, "tiers": tiers,
 }
 
 
@@ -265,7 +305,30 @@ def _fmt_extras(s: dict) -> list[str]:
     return [f"{k}: {v['version'] or 'not installed'} ({v['for']})" for k, v in s.items()]
 
 
+def _fmt_tiers(s: dict) -> list[str]:
+    def gb(n: float) -> str:
+        return f"{n / 1e9:.1f} GB"
+
+    names = [f"{sc['size'][0]}x{sc['size'][1]}, {sc['refs']} refs" for sc in s["scenarios"]]
+    out = [f"GPU memory per --memory tier: {s['model']} (GB = 10^9 bytes; est. = estimated, meas. = measured)",
+           f"{'tier':<9}{'weights':>9}{'loading':>9}" + "".join(f"{n:>20}" for n in names) + f"{'card needed':>13}"]
+    for r in s["tiers"]:
+        needs = list(r["needs"].values())
+        cells = "".join(f"{gb(n['render_bytes']) + (' est.' if n['source'] == 'estimate' else ' meas.'):>20}"
+                        for n in needs)
+        out.append(f"{r['tier']:<9}{gb(r['weights_bytes']):>9}{gb(needs[0]['load_bytes']):>9}{cells}"
+                   f"{gb(r['card_bytes']):>13}")
+    out.append(f"loading = weights + the adapter ({gb(s['adapter_bytes'])}) while it is fused; card needed = the "
+               f"larger peak + {100 * s['headroom']['slack']:.0f}% + {gb(s['headroom']['reserve_bytes'])}")
+    if s["measured_from"]:
+        out.append(f"measured render peaks: {s['measured_from']} ({s['measured_on']})")
+    out += [f"cuda:{g['index']} {g['name']} ({gb(g['memory_bytes'])}): {g['advice']}" for g in s["devices"]]
+    if not s["devices"]:
+        out.append("no CUDA GPU here: real weights need one; `card needed` says how large for each tier")
+    return out
+
+
 _FORMATS: dict[str, Callable[[dict], list[str]]] = {
     "versions": _fmt_versions, "devices": _fmt_devices, "memory": _fmt_memory, "cache": _fmt_cache,
-    "presets": _fmt_presets, "sam": _fmt_sam, "extras": _fmt_extras,
+    "presets": _fmt_presets, "sam": _fmt_sam, "extras": _fmt_extras, "tiers": _fmt_tiers,
 }

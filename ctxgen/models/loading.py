@@ -9,12 +9,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ctxgen.core.errors import ModelError, UserError
+from ctxgen.core.errors import ModelError, UsageError, UserError
 from ctxgen.core.hub import is_hub_id
 from ctxgen.core.options import DTYPE_ALIASES, DTYPE_CHOICES, choose
 from ctxgen.models.adapter import (ADAPTER_NAME, attach_adapter, file_sha256, inject_adapter, read_adapter,
                                    resolve_adapter_file)
 from ctxgen.models.registry import BASE_HUB_ID, TINY, ModelIdentity, ModelSpec
+from ctxgen.models.safety import refuse_pickled_hub_indexes, refuse_pickled_indexes
 
 if TYPE_CHECKING:
     import torch
@@ -48,7 +49,7 @@ class LoadedModel:
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """auto -> cuda, then mps, then cpu; an explicit device must be available."""
+    """auto -> cuda, then mps, then cpu; an explicit device must be cpu, cuda[:N] or mps, and available."""
     import torch
 
     if device == "auto":
@@ -60,11 +61,15 @@ def resolve_device(device: str = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise UserError(f"--device: '{device}' is not a device; use auto, cpu, cuda, cuda:N or mps") from None
+        dev = None
+    if dev is None or dev.type not in ("cpu", "cuda", "mps"):
+        raise UsageError(f"--device: '{device}' is not a device ctxgen runs on; use auto, cpu, cuda, cuda:N or mps")
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device: '{device}' asked for but CUDA is not available; use --device cpu")
+        raise UsageError(f"--device: '{device}' asked for but CUDA is not available; use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise UsageError(f"--device: '{device}' does not exist ({torch.cuda.device_count()} CUDA GPU(s) visible)")
     if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise UserError(f"--device: '{device}' asked for but MPS is not available; use --device cpu")
+        raise UsageError(f"--device: '{device}' asked for but MPS is not available; use --device cpu")
     return dev
 
 
@@ -175,12 +180,14 @@ def load_base(base: str, dtype: torch.dtype, quantization: Any = None):
     if path.exists():
         if not path.is_dir():
             raise ModelError(f"--base: {path} is a file; pass a folder in the diffusers layout or a hub id")
+        refuse_pickled_indexes(path, "base folder")
         missing = missing_base_files(path)
         if missing:
             shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
             raise ModelError(f"base folder {path} is incomplete: missing {shown}; {_GET_WEIGHTS}")
         return _from_pretrained(str(path), dtype, local=True, quantization=quantization)
     if is_hub_id(base):
+        refuse_pickled_hub_indexes(base, "base")
         return _from_pretrained(base, dtype, local=False, quantization=quantization)
     raise ModelError(f"--base: '{base}' is neither an existing folder nor a hub id (owner/name); {_GET_WEIGHTS}")
 

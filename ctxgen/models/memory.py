@@ -1,29 +1,32 @@
-"""Memory tiers (`--memory full|balanced|low`) and peak-memory bookkeeping for every render.
+"""Memory tiers (`--memory full|balanced|low`): what each needs on the GPU, and peak-memory bookkeeping (R21).
 
-full      every component on the device (fastest; about 35 GB for FLUX.1-Kontext in bf16).
+full      every component on the device (fastest).
 balanced  only the transformer stays on the device. The text encoders and the VAE keep their weights in
           (pinned) CPU memory and stream them to the device layer by layer while they run (accelerate's
           `cpu_offload` hooks), so the 9.5 GB T5 never sits next to the 23.8 GB transformer.
 low       the transformer and T5 are quantised to 4-bit NF4 with bitsandbytes through diffusers'
           `PipelineQuantizationConfig`; the adapter is fused through peft into the 4-bit weights
-          (dequantise, add, requantise). Needs CUDA and `pip install 'ctxgen[low-memory]'`.
+          (dequantise, add, requantise). Needs CUDA and bitsandbytes (the `low-memory` extra).
+
+What each tier needs on the GPU, and which tiers fit a card: `ctxgen.models.tiers`.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ctxgen.core.errors import UserError
 from ctxgen.core.options import MEMORY_CHOICES, choose
 
+if TYPE_CHECKING:
+    import torch
+
 logger = logging.getLogger(__name__)
 
 MEMORY_TIERS = MEMORY_CHOICES
-LOW_MEMORY_INSTALL = "pip install 'ctxgen[low-memory]'"
+LOW_MEMORY_INSTALL = 'pip install -e ".[low-memory]" in the ctxgen checkout'
 OFFLOADED = ("text_encoder", "text_encoder_2", "vae")  # streamed from CPU in the balanced tier
 QUANTISED = ("transformer", "text_encoder_2")  # NF4 in the low tier
 COMPONENTS = ("transformer", "text_encoder", "text_encoder_2", "vae")
@@ -105,12 +108,16 @@ def placement(pipe) -> dict[str, str]:
 
 def reset_peak(device: torch.device) -> None:
     """Start a new peak-memory window on a CUDA device (no-op elsewhere)."""
+    import torch
+
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
 
 def read_peak(device: torch.device) -> int | None:
     """Bytes allocated at the peak since the last reset on CUDA; None where torch does not track it."""
+    import torch
+
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
     return None

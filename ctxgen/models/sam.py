@@ -21,6 +21,7 @@ from ctxgen.core.errors import ModelError, UserError
 from ctxgen.core.fsio import write_png
 from ctxgen.core.hub import is_hub_id
 from ctxgen.models import sam_processing as sg
+from ctxgen.models.safety import refuse_pickled_indexes
 from ctxgen.scene.images import Segmenter
 from ctxgen.scene.model import Instance, Scene
 
@@ -120,6 +121,7 @@ def load_sam(model: str = DEFAULT_SAM, device: Any = "cpu", dtype: Any = None) -
                              + _missing(hub_id))
         from transformers import Sam2Model
 
+        refuse_pickled_indexes(folder, "SAM 2.1 folder")
         try:
             sam = Sam2Model.from_pretrained(folder, use_safetensors=True, dtype=dtype)
         except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -1,7 +1,7 @@
 """How far two renders of the same scene and seed differ (e.g. two memory tiers or attention kernels).
 
 PSNR is computed here; SSIM (a perceptual, structure-based measure) comes from scikit-image, imported only
-when asked for (`pip install 'ctxgen[metrics]'`). Torch-free.
+when asked for (the `metrics` extra). Torch-free.
 """
 
 from __future__ import annotations
@@ -12,25 +12,23 @@ from pathlib import Path
 
 import numpy as np
 
-from ctxgen.core.errors import UserError
+from ctxgen.core.errors import UserError, install_hint
 
 logger = logging.getLogger(__name__)
 
-METRICS_INSTALL = "pip install 'ctxgen[metrics]'"
+METRICS_INSTALL = install_hint("metrics")
 DATA_RANGE = 255.0  # 8-bit images
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """uint8 (H, W, 3) from an image file (alpha dropped, palette and grey converted)."""
-    from PIL import Image, UnidentifiedImageError
+    """uint8 (H, W, 3) from an image file, through the same safe opener as scene images: regular files only,
+    PNG/JPEG/WebP/BMP/GIF/TIFF only, the pixel cap checked before decoding (alpha dropped, palette and grey converted)."""
+    from ctxgen.scene.images import read_image_rgb
 
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"), dtype=np.uint8)  # (H, W, 3)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file; pass two rendered images") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UserError(f"{path}: not a readable image ({type(exc).__name__}); pass a PNG or JPEG render") from None
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        raise UserError(f"{path}: no such file; pass two rendered images")
+    return read_image_rgb(path)  # (H, W, 3)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

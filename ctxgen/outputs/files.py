@@ -16,16 +16,29 @@ def safe_name(stem: str) -> str:
 
 
 def scene_out_dirs(scenes: list[Path], root: Path) -> dict[Path, Path]:
-    """`root/<name>` per scene file; names shared by several files get a short path hash (never escapes root)."""
-    by_name: dict[str, list[Path]] = {}
-    for p in scenes:
-        by_name.setdefault(safe_name(p.stem), []).append(p)
-    out: dict[Path, Path] = {}
-    for name, paths in by_name.items():
-        for p in paths:
-            tag = "" if len(paths) == 1 else "-" + hashlib.sha256(str(p.resolve()).encode()).hexdigest()[:6]
-            out[p] = root / f"{name}{tag}"
-    return out
+    """`root/<name>` per scene file, unique across the whole batch and never outside `root`.
+
+    The name is the file's stem (made safe); stems shared by several files get a hash of the resolved path, and
+    a name that still collides (a file named like another's hashed folder) gets a longer hash, until every folder
+    is unique. The result depends only on the set of scene files, so a re-run finds the same folders.
+    """
+    resolved = {p: str(p.resolve()) for p in scenes}
+    names: dict[Path, str] = {p: safe_name(p.stem) for p in scenes}
+    for width in (6, 12, 64):
+        clashes = _clashes(names, resolved)
+        if not clashes:
+            break
+        for p in clashes:
+            names[p] = f"{safe_name(p.stem)}-{hashlib.sha256(resolved[p].encode()).hexdigest()[:width]}"
+    return {p: root / names[p] for p in scenes}
+
+
+def _clashes(names: dict[Path, str], resolved: dict[Path, str]) -> list[Path]:
+    """The scenes whose folder name another scene file (not the same file given twice) also has."""
+    groups: dict[str, set[str]] = {}
+    for p, name in names.items():
+        groups.setdefault(name, set()).add(resolved[p])
+    return [p for p, name in names.items() if len(groups[name]) > 1]
 
 
 def overlay_names(n_instances: int) -> list[str]:

@@ -103,7 +103,7 @@ def build_metadata(scene: Scene, files: dict[str, str], seed: int, settings: Ren
     return {
         "ctxgen": __version__, "key": key, "seed": seed,
         "scene_file": str(scene.source), "scene_sha256": scene.digest,
-        "scene_yaml": scene.source.read_text(encoding="utf-8"),
+        "scene_yaml": scene.text,
         "prompt": scene.prompt, "size": list(scene.size), "files": files,
         "settings": settings.as_dict(), **extra,
     }

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ctxgen.core.errors import ModelError
 from ctxgen.sequence.prepare import PreparedScene
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,23 @@ class Sample:
     seconds: float
     peak_memory: int | None  # peak bytes on the accelerator over conditioning and sampling, None on CPU
     timings: dict[str, float] = field(default_factory=dict)
+
+
+def check_finite(latents: Any, sp: PreparedScene) -> None:
+    """NaN or infinite latents mean damaged or overflowing weights: say so instead of writing a black image."""
+    import torch
+
+    if not bool(torch.isfinite(latents).all()):
+        raise ModelError(f"{sp.scene.display_path or sp.scene.source}: the model produced NaN or infinite values; "
+                         "its weights (base or adapter) are damaged or overflow in this dtype: check the files, "
+                         "or try --dtype float32")
+
+
+def check_not_constant(image: np.ndarray, sp: PreparedScene) -> None:
+    """A single-colour image is never a render: the weights are degenerate (e.g. an all-zero or saturated adapter)."""
+    if image.size and int(image.max()) == int(image.min()):
+        raise ModelError(f"{sp.scene.display_path or sp.scene.source}: the render came out a single flat colour "
+                         f"({int(image.min())}); the weights (base or adapter) are degenerate, check the files")
 
 
 class Renderer:
@@ -99,7 +117,9 @@ class Renderer:
                                cond.img_ids, cond.masks, guidance)
             x = denoise(fn, x, sigmas, on_step=on_step)
             t1 = time.perf_counter()
+            check_finite(x, sp)
             image = decode_tokens(self.model, x, W, H)  # (H, W, 3) uint8
+        check_not_constant(image, sp)
         t2 = time.perf_counter()
         peak = read_peak(dev)
         if peak is not None and cond.peak_memory is not None:

@@ -12,7 +12,7 @@ import re
 import secrets
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -72,6 +72,7 @@ class Scene:
     display_path: str = ""  # the scene path as the user gave it, for messages ("" = source)
     # 1-based (line, col) of every value in the file, keyed by field path ("instances[0].mask")
     marks: Mapping[str, tuple[int, int]] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    text: str = field(default="", compare=False, hash=False, repr=False)  # the YAML as parsed (metadata, editor)
 
     @property
     def stem(self) -> str:
@@ -125,7 +126,8 @@ def parse_scene(raw: bytes, path: str | os.PathLike[str]) -> Scene:
     Used by `load_scene` and by callers holding unsaved text (the editor); errors name `path` as given.
     """
     shown = os.fspath(path)
-    root = compose(decode_text(raw, shown), shown)
+    text = decode_text(raw, shown)
+    root = compose(text, shown)
     report = Report(shown)
     data = report.walk(root) if root is not None else None
     if not isinstance(data, dict):
@@ -137,7 +139,7 @@ def parse_scene(raw: bytes, path: str | os.PathLike[str]) -> Scene:
     boxes = _semantics(report, data, source.parent)
     if report.issues or doc is None:
         raise SceneError(report.lines())
-    return _build(doc, report, source, hashlib.sha256(raw).hexdigest(), boxes)
+    return replace(_build(doc, report, source, hashlib.sha256(raw).hexdigest(), boxes), text=text)
 
 
 def scene_json_schema() -> dict:

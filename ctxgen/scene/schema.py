@@ -12,8 +12,12 @@ from typing import Literal
 
 from ctxgen.scene.marks import Report, show_value
 
-Fit = Literal["instance", "distort", "image"]
+Fit = Literal["instance", "distort", "image", "contain"]  # contain: a ctxgen addition (docs/fits.md)
 IcaMode = Literal["official", "paper"]
+FIT_HELP = ("how each reference is placed in its box (docs/fits.md): `instance` (default, the published behaviour "
+            "the adapter was trained on) keeps the aspect and the box's area, so the subject may overflow the box on "
+            "one axis; `distort` stretches it to exactly the box; `image` fits the whole reference frame in the box; "
+            "`contain` (a ctxgen addition the adapter was not trained on) keeps the aspect and stays inside the box")
 DEFAULT_SIZE = (768, 768)
 MAX_INSTANCES = 16
 
@@ -166,7 +170,8 @@ def models() -> SimpleNamespace:
         box_norm: Optional[Box4] = Field(None, description="x1, y1, x2, y2 as fractions 0..1 of the size")
         label: Optional[Text] = None
         phrase: Optional[Text] = None
-        fit: Optional[Fit] = Field(None, description="placement in the box; default: the scene's `fit`")
+        fit: Optional[Fit] = Field(None, description="how the reference is placed in its box (docs/fits.md); "
+                                   "default: the scene's `fit`")
         z: Optional[Annotated[int, Field(strict=True)]] = Field(None, description="explicit layer, higher on top")
         point: Optional[Annotated[list[NonNeg], Field(min_length=2, max_length=2)]] = None
         prompt_box: Optional[RefBox] = None
@@ -182,7 +187,7 @@ def models() -> SimpleNamespace:
         steps: Annotated[int, Field(strict=True, ge=1, le=200)] = 28
         guidance: Annotated[float, Field(strict=True, ge=0)] = 3.5
         layout: PathText = Field("auto", description="`auto`, or an RGBA layout image path")
-        fit: Fit = "instance"
+        fit: Fit = Field("instance", description=FIT_HELP)
         ica: IcaMode = "official"
         instances: Annotated[list[InstanceDoc], Field(min_length=1, max_length=MAX_INSTANCES)]
 

@@ -60,6 +60,8 @@ MODEL_MAKERS = {
     "adapter-corrupt": lambda root: ((root / "corrupt").mkdir(),
                                      (root / "corrupt/contextgen_300.safetensors").write_bytes(b"\x10\0\0\0garbage")),
     "file-named-taken": lambda root: (root / "taken").write_text("a file, not a folder"),
+    "adapter-float8": lambda root: _altered(root, "f8", lambda t: t.to(torch.float8_e4m3fn)),
+    "adapter-text-file": lambda root: (root / "notes.txt").write_text("not weights"),
 }
 
 

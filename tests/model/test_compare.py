@@ -79,5 +79,5 @@ def test_missing_scikit_image_names_the_extra(monkeypatch, image):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_skimage)
-    with pytest.raises(UserError, match=r"ctxgen\[metrics\]"):
+    with pytest.raises(UserError, match=r'pip install -e "\.\[metrics\]"'):
         compare_arrays(image, image)

@@ -78,7 +78,7 @@ def test_low_tier_refusals(spec):
         check_memory_tier("tiny", torch.device("cpu"))
     with pytest.raises(UserError, match="need a CUDA GPU but the device is cpu; use --memory balanced"):
         load_model(spec, device="cpu", dtype="float32", memory="low")
-    with pytest.raises(UserError, match=r"needs bitsandbytes.*pip install 'ctxgen\[low-memory\]'"):
+    with pytest.raises(UserError, match=r'needs bitsandbytes.*pip install -e "\.\[low-memory\]"'):
         check_memory_tier("low", torch.device("cuda"))  # no bitsandbytes on this machine
     check_memory_tier("balanced", torch.device("cpu"))
     with pytest.raises(UserError, match="tiny base is built in memory"):
@@ -114,3 +114,9 @@ def test_peak_memory_is_none_on_cpu():
     reset_peak(torch.device("cpu"))
     assert read_peak(torch.device("cpu")) is None
     assert loading.LoadedModel.__dataclass_fields__["memory"].default == "full"
+
+
+def test_tier_table_is_counted_from_the_architecture():
+    from ctxgen.models.tiers import TIER_SIZES, architecture_sizes
+
+    assert architecture_sizes() == TIER_SIZES  # the real configs on the meta device, no guessing

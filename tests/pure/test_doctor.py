@@ -87,7 +87,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list:
 
 def test_empty_machine(hub: Path, fake_torch, no_network: list) -> None:
     d = doctor.collect()
-    assert set(d) == {"versions", "devices", "memory", "cache", "presets", "sam", "extras"}
+    assert set(d) == {"versions", "devices", "memory", "cache", "presets", "sam", "extras", "tiers"}
     assert d["cache"] == {"dir": str(hub), "exists": False, "size_bytes": 0, "repos": 0, "offline": False}
     assert d["presets"]["contextgen"] == {"base": BASE_HUB_ID, "base_status": "not in cache",
                                           "adapter": ADAPTER_HUB_ID, "adapter_status": "not in cache",
@@ -179,3 +179,88 @@ def test_without_torch(hub: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     d = doctor.collect()["devices"]
     assert d["error"] == "torch is not installed" and d["cuda"] == [] and d["default"] == "cpu"
     assert "note: torch is not installed" in doctor.format_text({"devices": d})
+
+
+GPUS = {  # name -> torch's total_memory in bytes
+    "NVIDIA A10G": 23_609_475_072, "NVIDIA GeForce RTX 4090": 25_393_692_672,
+    "NVIDIA A100-SXM4-40GB": 42_298_834_944, "NVIDIA H100 80GB HBM3": 85_520_809_984, "Tesla T4": 15_828_320_256,
+}
+CHECKOUT_INSTALL = 'pip install -e ".[low-memory]" in the ctxgen checkout'
+
+
+@pytest.fixture
+def gpus(monkeypatch: pytest.MonkeyPatch):
+    """gpus(*names, bitsandbytes=False): fake the devices probe and the bitsandbytes install; no measurements."""
+    monkeypatch.setenv("CTXGEN_GPU_BENCH", "/nonexistent/gpu_bench.json")
+
+    def use(*names: str, bitsandbytes: bool = False) -> dict:
+        cuda = [{"index": i, "name": n, "memory_bytes": GPUS[n], "capability": "8.0"} for i, n in enumerate(names)]
+        monkeypatch.setattr(doctor, "devices", lambda: {"cuda": cuda})
+        real = doctor._version
+        monkeypatch.setattr(doctor, "_version", lambda d: ("0.45.0" if bitsandbytes else None)
+                            if d == "bitsandbytes" else real(d))
+        return doctor.tiers()
+
+    return use
+
+
+def test_tier_table_sizes_and_estimates(gpus) -> None:
+    t = gpus()
+    assert [s["seq_len"] for s in t["scenarios"]] == [8192, 22528]  # R13 at 768^2/3 refs and 1024^2/6 refs
+    rows = {r["tier"]: r for r in t["tiers"]}
+    assert round(rows["full"]["weights_bytes"] / 1e9, 1) == 33.7  # 23.8 + 9.5 + 0.25 + 0.17
+    assert round(rows["balanced"]["weights_bytes"] / 1e9, 1) == 23.8  # the transformer alone
+    assert rows["low"]["weights_bytes"] < 0.35 * rows["full"]["weights_bytes"]
+    for r in rows.values():
+        for need in r["needs"].values():
+            assert need["source"] == "estimate" and need["peak_bytes"] >= need["render_bytes"] > r["weights_bytes"]
+    assert rows["full"]["needs"]["1024-6refs"]["render_bytes"] > rows["full"]["needs"]["768-3refs"]["render_bytes"]
+
+
+@pytest.mark.parametrize("name", ["NVIDIA A10G", "NVIDIA GeForce RTX 4090"])
+def test_a_24_gb_card_is_told_to_use_low_and_install_the_extra(gpus, name) -> None:
+    (dev,) = gpus(name)["devices"]
+    assert dev["recommended"] == "low" and dev["fits_every_size"] == ["low"]
+    assert dev["advice"].startswith("use --memory low; full needs about 40.3 GB; balanced needs about 29.9 GB")
+    assert dev["advice"].endswith(f"install its extra first: {CHECKOUT_INSTALL}")
+    (ready,) = gpus(name, bitsandbytes=True)["devices"]
+    assert ready["recommended"] == "low" and "install" not in ready["advice"]
+
+
+def test_40_and_80_gb_cards_run_the_default(gpus) -> None:
+    a100, h100 = gpus("NVIDIA A100-SXM4-40GB", "NVIDIA H100 80GB HBM3")["devices"]
+    assert a100["recommended"] == h100["recommended"] == "full"
+    assert a100["advice"] == h100["advice"] == "use --memory full (the default)"
+    assert h100["fits_every_size"] == ["full", "balanced", "low"]
+
+
+def test_a_16_gb_card_fits_no_tier(gpus) -> None:
+    (t4,) = gpus("Tesla T4")["devices"]
+    assert t4["recommended"] is None and t4["advice"] == "no tier fits; --memory low needs about 16.1 GB"
+
+
+def test_tiers_text_with_and_without_a_gpu(gpus) -> None:
+    lines = doctor.format_text({"tiers": gpus("NVIDIA A10G")}).splitlines()
+    assert lines[0].startswith("tiers     GPU memory per --memory tier: FLUX.1-Kontext-dev")
+    assert lines[2].split() == ["full", "33.7", "GB", "37.5", "GB", "34.6", "GB", "est.", "36.1", "GB", "est.",
+                                "40.3", "GB"]
+    assert lines[-1] == ("          cuda:0 NVIDIA A10G (23.6 GB): use --memory low; full needs about 40.3 GB; "
+                         f"balanced needs about 29.9 GB; install its extra first: {CHECKOUT_INSTALL}")
+    text = doctor.format_text({"tiers": gpus()})
+    assert "no CUDA GPU here" in text and "low        10.7 GB" in text
+
+
+def test_measured_peaks_replace_the_estimates(gpus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    result = {"device": "NVIDIA H100 80GB HBM3", "tiers": {"scenario": "768-3refs", "rows": [
+        {"tier": "full", "peak_bytes": 35_000_000_000}, {"tier": "low", "error": "skipped: needs bitsandbytes"},
+        {"tier": "balanced", "peak_bytes": 25_500_000_000}]}}
+    (tmp_path / "bench.json").write_text(json.dumps(result))
+    gpus()
+    monkeypatch.setenv("CTXGEN_GPU_BENCH", str(tmp_path / "bench.json"))
+    t = doctor.tiers()
+    rows = {r["tier"]: r["needs"] for r in t["tiers"]}
+    assert rows["full"]["768-3refs"] == {"render_bytes": 35_000_000_000, "load_bytes": 37_450_077_126,
+                                         "peak_bytes": 37_450_077_126, "source": "measured"}
+    assert rows["low"]["768-3refs"]["source"] == rows["full"]["1024-6refs"]["source"] == "estimate"
+    text = doctor.format_text({"tiers": t})
+    assert "35.0 GB meas." in text and f"measured render peaks: {tmp_path / 'bench.json'} (NVIDIA H100" in text

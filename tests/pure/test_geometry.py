@@ -14,6 +14,7 @@ from ctxgen.layout.geometry import (
     Placement,
     base_size,
     bilinear_resize,
+    fit_contain,
     fit_distort,
     fit_image,
     fit_instance,
@@ -193,3 +194,48 @@ def test_fit_modes_match_published_dtypes(data):
     bt = torch.tensor(box, dtype=torch.int32)
     s = math.sqrt((bt[2] - bt[0]) * (bt[3] - bt[1]) / (cw * ch))
     assert fit_instance((ch, cw), box).size == (max(1, int(ch * s)), max(1, int(cw * s)))
+
+
+def test_fit_contain_hand_checked():
+    assert fit_contain((20, 40), (0, 0, 30, 30)) == Placement((15, 30), (15, 15))  # width binds: 20 * 30 // 40
+    assert fit_contain((40, 20), (10, 0, 40, 30)) == Placement((30, 15), (15, 25))  # height binds
+    assert fit_contain((7, 300), (3, 5, 12, 20)) == Placement((1, 9), (12, 7))  # 7 * 9 // 300 = 0 -> 1 px
+    assert place("contain", (64, 64), (0, 0, 40, 20), (0, 0, 30, 30), (64, 64)) == Placement((15, 30), (15, 15))
+
+
+def _window(p: Placement) -> tuple[int, int, int, int]:
+    """(x1, y1, x2, y2), end-exclusive, that paste covers: the layer centre (h'//2, w'//2) on the anchor (R9)."""
+    top, left = p.anchor[0] - p.size[0] // 2, p.anchor[1] - p.size[1] // 2
+    return left, top, left + p.size[1], top + p.size[0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(ch=st.integers(1, 600), cw=st.integers(1, 600), x1=st.integers(-300, 300), y1=st.integers(-300, 300),
+       bw=st.integers(1, 600), bh=st.integers(1, 600))
+def test_fit_contain_stays_inside_the_box_and_fills_one_axis(ch, cw, x1, y1, bw, bh):
+    box = (x1, y1, x1 + bw, y1 + bh)
+    p = fit_contain((ch, cw), box)
+    wx1, wy1, wx2, wy2 = _window(p)
+    assert box[0] <= wx1 and box[1] <= wy1 and wx2 <= box[2] and wy2 <= box[3]  # never past the box
+    h, w = p.size  # the largest such size: the binding axis fills the box
+    if ch * bw <= bh * cw:  # the width binds; the height keeps the aspect (truncated, at least 1 px)
+        assert w == bw and abs(h - max(1.0, ch * bw / cw)) < 1
+    else:
+        assert h == bh and abs(w - max(1.0, cw * bh / ch)) < 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.data())
+def test_contain_placed_layer_lies_inside_its_box(data):
+    h, w = data.draw(st.integers(2, 80)), data.draw(st.integers(2, 80))
+    mask = np.zeros((h, w), bool)
+    y1, x1 = data.draw(st.integers(0, h - 2)), data.draw(st.integers(0, w - 2))
+    mask[y1:data.draw(st.integers(y1 + 2, h)), x1:data.draw(st.integers(x1 + 2, w))] = True
+    bx1, by1 = data.draw(st.integers(0, 100)), data.draw(st.integers(0, 100))
+    box = (bx1, by1, bx1 + data.draw(st.integers(1, 100)), by1 + data.draw(st.integers(1, 100)))
+    p = place("contain", (h, w), tight_box(mask), box, (256, 256))
+    layer = np.ones(p.size, bool)  # the placed layer's full extent, pasted on a canvas larger than any box
+    canvas, covered = np.zeros((256, 256, 1), np.float32), np.zeros((256, 256), bool)
+    paste(canvas, covered, np.ones((*p.size, 1), np.float32), layer, p.anchor)
+    ys, xs = np.nonzero(covered)
+    assert box[0] <= xs.min() and xs.max() < box[2] and box[1] <= ys.min() and ys.max() < box[3]

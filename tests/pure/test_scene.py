@@ -46,7 +46,7 @@ GOLDEN = {
          "s.yaml:3:11 guidance: Input should be a valid number; got a list",
          "s.yaml:4:7 seed: should be an integer >= 0 or a list of them (one image each); got 1.5",
          "s.yaml:7:10 instances[0].box: Input should be a valid list; got '1, 2, 30, 40'",
-         "s.yaml:8:10 instances[0].fit: Input should be 'instance', 'distort' or 'image'; got 'stretch'",
+         "s.yaml:8:10 instances[0].fit: Input should be 'instance', 'distort', 'image' or 'contain'; got 'stretch'",
          "s.yaml:9:8 instances[0].z: Input should be a valid integer; got 'top'"]),
     "missing_prompt": (
         "instances:\n  - image: refs/cut.png\n" + BOX,
