@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ctxgen.batch.manifest import Manifest
 from ctxgen.batch.types import BACKENDS, Batch, BatchOptions, WorkItem
-from ctxgen.core.errors import UsageError, install_hint
+from ctxgen.core.errors import ModelError, UsageError, install_hint
 from ctxgen.outputs.files import scene_out_dirs
 
 RAY_INSTALL = install_hint("ray")
@@ -52,9 +52,15 @@ def prepare_batch(paths: list[Path], opts: BatchOptions, shard: str | None = Non
         devices = parse_devices(opts.devices, for_ray=opts.backend == "ray")
         if opts.backend == "local":
             check_devices(devices)
+    from ctxgen.models.availability import check_weights
     from ctxgen.models.loading import model_identity
     from ctxgen.models.registry import resolve_model_spec
 
     spec = resolve_model_spec(opts.model, opts.base, opts.adapter)
     device = "cpu" if opts.backend == "ray" else (devices[0] if devices else opts.device)
-    return Batch(items, model_identity(spec, device, opts.render.dtype, opts.render.fuse), devices)
+    try:
+        check_weights(spec)  # base and adapter together, before anything loads
+        identity = model_identity(spec, device, opts.render.dtype, opts.render.fuse)
+    except ModelError as exc:  # every scene fails with this one message: still a summary, records, a manifest
+        return Batch(items, None, devices, model_error=str(exc))
+    return Batch(items, identity, devices)

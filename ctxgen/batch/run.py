@@ -48,6 +48,12 @@ def run_batch(batch: Batch, opts: BatchOptions, events: BatchEvents | None = Non
     if not batch.items:
         events.notice("no scenes in this shard; nothing to do")
         return summary
+    if batch.model_error is not None:
+        for item in batch.items:
+            rec = Record.make(item.path, None, "failed", error=batch.model_error, out_dir=str(item.out_dir))
+            record(rec)
+            events.scene_done(item, [rec])
+        return summary
     with sigterm_as_interrupt():
         if opts.backend == "ray":
             from ctxgen.batch.ray import run_ray

@@ -70,8 +70,9 @@ class Batch:
     """The checked work of one call: items (this shard only), the model identity and the worker devices."""
 
     items: tuple[WorkItem, ...]
-    identity: ModelIdentity
+    identity: ModelIdentity | None  # None when the model cannot be had (see model_error)
     devices: tuple[str, ...] = ()  # empty: one in-process worker
+    model_error: str | None = None  # weights missing or unusable: every scene fails with this message
 
 
 @dataclass(frozen=True)

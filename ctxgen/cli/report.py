@@ -25,15 +25,15 @@ class Reporter:
     def __init__(self, json_out: bool):
         self.json_out = json_out
         self._warned: set[str] = set()
-        self._last_error: tuple[str, str | None] | None = None
+        self._errors: set[str] = set()
 
     def record(self, rec: Record) -> None:
         if rec.scene not in self._warned:
             self._warned.add(rec.scene)
             for line in rec.warnings:  # scene warnings already start with `file:line:col`
                 err.print(f"[yellow]warning[/] {escape(line)}")
-        if rec.status == "failed" and (rec.scene, rec.error) != self._last_error:
-            self._last_error = (rec.scene, rec.error)
+        if rec.status == "failed" and str(rec.error) not in self._errors:  # each distinct message once
+            self._errors.add(str(rec.error))
             for line in str(rec.error).splitlines():
                 error_line(line)
         if rec.status == "ok":

@@ -14,16 +14,14 @@ from ctxgen.core.errors import EXIT_FAILED, EXIT_OK, UserError
 @handle_errors
 def validate(scenes: Scenes, json_out: Json = False) -> None:
     """Check scene files and their images without loading any model; exit 1 on any problem."""
-    from ctxgen.scene.images import check_references
-    from ctxgen.scene.model import load_scene
+    from ctxgen.scene.check import check_scene_file
     from ctxgen.scene.sources import collect_scenes
 
     paths = collect_scenes(scenes)
     bad = 0
     for path in paths:
         try:
-            scene = load_scene(path)
-            check_references(scene)
+            scene = check_scene_file(path)
         except UserError as exc:
             bad += 1
             report_error(exc)

@@ -23,8 +23,9 @@ class UsageError(UserError):
 class SceneError(UserError):
     """A scene file has one or more problems; each is one line `file:LINE:COL field.path: message`."""
 
-    def __init__(self, issues: list[str]):
+    def __init__(self, issues: list[str], partial: object = None):
         self.issues = list(issues)
+        self.partial = partial  # what could still be checked (ctxgen.scene.model.PartialScene), for `validate`
         super().__init__("\n".join(self.issues))
 
 

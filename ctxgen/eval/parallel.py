@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from ctxgen.batch.devices import worker_threads
+from ctxgen.batch.plan import RAY_INSTALL
 from ctxgen.core.errors import UsageError
 
 log = logging.getLogger(__name__)
-RAY_INSTALL = 'pip install "ctxgen[ray]"'
 
 
 def shards(items: list, n: int) -> list[list]:
@@ -63,7 +63,7 @@ def run_ray(evaluator: Any, specs: dict, opts: Any, pending: list, cache_root: P
     try:
         import ray
     except ImportError:
-        raise UsageError(f"--backend ray: Ray is not installed; install it with `{RAY_INSTALL}`") from None
+        raise UsageError(f"--backend ray: Ray is not installed; run {RAY_INSTALL}") from None
     started = not ray.is_initialized()
     if started:
         ray.init(address=opts.ray_address, include_dashboard=False, log_to_driver=False) if opts.ray_address else \

@@ -64,10 +64,12 @@ def decode_image_bytes(data: bytes, name: str | Path, limit: int | None = None) 
 
 
 def image_size(data: bytes, name: str | Path) -> tuple[int, int]:
-    """(width, height) from an image's header without decoding its pixels (same formats and errors)."""
+    """(width, height) as displayed (EXIF orientation applied), from the header without decoding the pixels."""
     try:
         with Image.open(io.BytesIO(data), formats=FORMATS) as im:
-            return im.size
+            w, h = im.size
+            turned = im.getexif().get(0x0112) in (5, 6, 7, 8)  # orientations that swap width and height
+            return (h, w) if turned else (w, h)
     except Image.UnidentifiedImageError:
         raise ImageError(Path(name), _unidentified(data[:24])) from None
     except _DECODE_ERRORS:
@@ -291,3 +293,13 @@ def _user_layout(path: Path | None, issues: Issues) -> np.ndarray | None:
                        ">= 128 are kept, the rest are left to the model)"))
         return None
     return pixels
+
+
+def reference_issues(inst: Instance, issues: Issues) -> None:
+    """Decode one reference and its mask and record R2 problems in `issues` (`mask: auto` is not run)."""
+    _reference(inst, None, issues, segment=False)
+
+
+def user_layout_issues(path: Path | None, issues: Issues) -> None:
+    """Decode a user layout image and record R12 problems in `issues`."""
+    _user_layout(path, issues)

@@ -80,13 +80,32 @@ class Scene:
 
     def where(self, path: str) -> tuple[int, int]:
         """1-based (line, col) of a field path, or of its nearest parent present in the file."""
-        while path and path not in self.marks:
-            path = re.sub(r"(^|\.)[^.\[]*$|\[\d+\]$", "", path, count=1)  # "a[0].b" -> "a[0]" -> "a" -> ""
-        return self.marks.get(path, (1, 1))
+        return locate(self.marks, path)
 
     def issue(self, path: str, message: str) -> str:
         """One `file:LINE:COL field.path: message` line about a field of this scene (R1)."""
         return format_issue(self.display_path or str(self.source), *self.where(path), path, message)
+
+
+@dataclass(frozen=True)
+class PartialScene:
+    """What can still be checked in a scene file that failed validation: the instances whose image and mask fields
+    are valid (boxes are placeholders) and a valid layout path, with the file's marks for `file:line:col`."""
+
+    display_path: str
+    marks: Mapping[str, tuple[int, int]]
+    instances: tuple[Instance, ...]
+    layout: Path | None
+
+    def issue(self, path: str, message: str) -> str:
+        return format_issue(self.display_path, *locate(self.marks, path), path, message)
+
+
+def locate(marks: Mapping[str, tuple[int, int]], path: str) -> tuple[int, int]:
+    """1-based (line, col) of a field path, or of its nearest parent present in the file."""
+    while path and path not in marks:
+        path = re.sub(r"(^|\.)[^.\[]*$|\[\d+\]$", "", path, count=1)  # "a[0].b" -> "a[0]" -> "a" -> ""
+    return marks.get(path, (1, 1))
 
 
 def file_problem(path: Path, what: str = "file", hint: str = "; paths are relative to the scene file") -> str | None:
@@ -138,7 +157,7 @@ def parse_scene(raw: bytes, path: str | os.PathLike[str]) -> Scene:
     source = Path(shown).resolve()
     boxes = _semantics(report, data, source.parent)
     if report.issues or doc is None:
-        raise SceneError(report.lines())
+        raise SceneError(report.lines(), partial=_partial(report, data, source.parent))
     return replace(_build(doc, report, source, hashlib.sha256(raw).hexdigest(), boxes), text=text)
 
 
@@ -229,6 +248,32 @@ def _instance_box(report: Report, loc: tuple, raw: dict, value: dict, size, canv
         return None
     drawn = tuple(v * n / u for v, (n, u) in zip(raw_box, scales))
     return out, drawn
+
+
+def _partial(report: Report, data: dict, base: Path) -> PartialScene:
+    """The instances (and layout) whose file fields validated, for image checks after a failed parse."""
+    items = data.get("instances")
+    reported = {issue[2] for issue in report.issues}  # field paths that already have an issue
+
+    def usable(loc: tuple) -> bool:
+        return report.ok(loc) and field_path(loc) not in reported
+
+    insts = []
+    for i, raw in enumerate(items if isinstance(items, list) else ()):
+        loc = ("instances", i)
+        if not isinstance(raw, dict) or not isinstance(raw.get("image"), str) or not usable(loc + ("image",)):
+            continue
+        if not usable(loc + ("mask",)) or not isinstance(raw.get("mask", "alpha"), str):
+            continue
+        mask = raw.get("mask", "alpha")
+        mode = mask if mask in ("alpha", "auto") else "file"
+        insts.append(Instance(index=i, image=resolve_path(base, raw["image"]), mask_mode=mode,
+                              mask=resolve_path(base, mask) if mode == "file" else None, box=(0.0, 0.0, 1.0, 1.0),
+                              fit="instance"))
+    layout = data.get("layout")
+    ok_layout = isinstance(layout, str) and layout != "auto" and usable(("layout",))
+    marks = {field_path(loc): mark for loc, mark in report.marks.items() if loc}
+    return PartialScene(report.shown, marks, tuple(insts), resolve_path(base, layout) if ok_layout else None)
 
 
 def _build(doc, report: Report, source: Path, digest: str, boxes: dict[int, tuple[Box, Box]]) -> Scene:

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from ctxgen.core.errors import ModelError
+from ctxgen.core.errors import ModelError, install_hint
 from ctxgen.vision.registry import TINY
 
-INSTALL = 'pip install "ctxgen[eval]"  (insightface and onnxruntime)'
+INSTALL = install_hint("eval") + " (insightface and onnxruntime)"
 
 
 class InsightFace:
