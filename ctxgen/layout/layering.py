@@ -1,4 +1,7 @@
-"""Instance Layering Prioritization (R11): containment-first topological order with seeded priorities. Torch-free."""
+"""Instance Layering Prioritization (R11; docs/spec.md): containment-first order, seeded priorities.
+
+Torch-free.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ContextGen LoRA adapter: find the file, refuse pickles, check it fits, load via peft, fuse/unfuse (R21)."""
+"""The ContextGen LoRA adapter: find the file, refuse pickles, check it fits, load via peft, fuse (R21; docs/spec.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Stage 4: prompt embeddings, VAE context tokens and decoding (R13, R20 decode, R3 text via both encoders)."""
+"""Stage 4: prompt embeddings, VAE context tokens and decoding (R3, R13, R20; docs/spec.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Stage 5b: the sampling loop (R20): schedule, initial noise, Euler flow matching, and the model call.
+"""Stage 5b: the sampling loop (R20; docs/spec.md): schedule, initial noise, Euler flow matching, the model call.
 
 ctxgen owns the loop and reuses diffusers' parts (scheduler, `calculate_shift`, `randn_tensor`,
 `_pack_latents`); every number matches what `FluxKontextPipeline.__call__` computes for the same inputs.

@@ -1,4 +1,4 @@
-"""Stages 4-5: conditioning once per scene, then one short sampling loop per seed (R13-R20)."""
+"""Stages 4-5: conditioning once per scene, then one short sampling loop per seed (R13-R20; docs/spec.md)."""
 
 from __future__ import annotations
 

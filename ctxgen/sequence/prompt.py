@@ -1,4 +1,4 @@
-"""The prompt template the ContextGen adapter was trained with (R3). Byte-exact; torch-free."""
+"""The prompt template the ContextGen adapter was trained with (R3; docs/spec.md). Byte-exact; torch-free."""
 
 from __future__ import annotations
 
