@@ -58,6 +58,11 @@ def prepare_batch(paths: list[Path], opts: BatchOptions, shard: str | None = Non
 
     spec = resolve_model_spec(opts.model, opts.base, opts.adapter)
     device = "cpu" if opts.backend == "ray" else (devices[0] if devices else opts.device)
+    if opts.backend == "local":  # a tier this device cannot run is a usage error, found before any load
+        from ctxgen.models.loading import resolve_device
+        from ctxgen.models.memory import check_memory_tier
+
+        check_memory_tier(opts.render.memory, resolve_device(device))
     try:
         check_weights(spec)  # base and adapter together, before anything loads
         identity = model_identity(spec, device, opts.render.dtype, opts.render.fuse)

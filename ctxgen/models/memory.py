@@ -17,7 +17,7 @@ import importlib.util
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ctxgen.core.errors import UserError
+from ctxgen.core.errors import UsageError
 from ctxgen.core.options import MEMORY_CHOICES, choose
 
 if TYPE_CHECKING:
@@ -37,12 +37,12 @@ def check_memory_tier(memory: str, device: torch.device) -> None:
     if choose("--memory", memory, MEMORY_TIERS, "tier") != "low":
         return
     if device.type != "cuda":
-        raise UserError(
+        raise UsageError(
             f"--memory low: 4-bit NF4 weights (bitsandbytes) need a CUDA GPU but the device is {device.type}; "
             "use --memory balanced or full"
         )
     if importlib.util.find_spec("bitsandbytes") is None:
-        raise UserError(f"--memory low needs bitsandbytes, which is not installed; run {LOW_MEMORY_INSTALL}")
+        raise UsageError(f"--memory low needs bitsandbytes, which is not installed; run {LOW_MEMORY_INSTALL}")
 
 
 def nf4_kwargs(compute_dtype: torch.dtype) -> dict[str, Any]:

@@ -234,7 +234,11 @@ def _reference(inst: Instance, segmenter: Segmenter | None, issues: Issues, segm
                        "here; a mask file works too: `mask: path/to/mask.png`"))
         return None
     else:
-        mask, where = _auto_mask(segmenter, rgb, inst), "mask"
+        try:
+            mask, where = _auto_mask(segmenter, rgb, inst), "mask"
+        except UserError as exc:  # SAM missing or refused: said at the instance's `mask:` line
+            issues.append((f"{field}.mask", str(exc)))
+            return None
     if mask is None:
         return None
     if not (mask >= 128).any():  # R6 binarizes at 128: nothing would be left of the subject
