@@ -6,7 +6,7 @@ references placed in their boxes and stacked (R9-R11), or the user's own RGBA la
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,17 +141,20 @@ def user_layout_image(rgba: np.ndarray, canvas_wh: tuple[int, int]) -> np.ndarra
     return np.where(keep[:, :, None], _to_unit(np.asarray(colour)), np.float32(0.0))  # (H, W, 3) float32
 
 
-def build_composition(scene: Scene, refs: Sequence[RefImage], user_layout: np.ndarray | None = None) -> Composition:
+def build_composition(scene: Scene, refs: Sequence[RefImage], user_layout: np.ndarray | None = None, *,
+                      prepare: Callable[[RefImage, int], tuple[PreparedRef, np.ndarray]] = prepare_reference
+                      ) -> Composition:
     """R4-R12: prepare the references, place and order them (or take the user layout) into a Composition.
 
     Placement uses each box as drawn (R9); only the canvas clips the pasted pixels. The token boxes and the
-    boxes kept in the Composition are clipped to the canvas (R8).
+    boxes kept in the Composition are clipped to the canvas (R8). `prepare` is R5-R7 for one reference; a caller
+    that composes the same references again and again (the editor, after every edit) passes a memoised one.
     """
     W, H = scene.size
     if [r.index for r in refs] != [inst.index for inst in scene.instances]:
         raise ValueError(f"build_composition: references {[r.index for r in refs]} do not match the scene's instances")
     base = base_size(W, H)
-    prepared = [prepare_reference(ref, base) for ref in refs]
+    prepared = [prepare(ref, base) for ref in refs]
     boxes = tuple(pixel_box(inst.box, W, H) for inst in scene.instances)
     token_boxes = tuple(token_box(inst.box, W, H) for inst in scene.instances)
     if user_layout is not None:

@@ -1,0 +1,1 @@
+"""The editor's JSON API, one router per resource."""
