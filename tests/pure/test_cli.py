@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,7 +43,9 @@ def test_validate_reports_problems_and_exits_1(tmp_path):
 def test_validate_folder_and_missing_file(tmp_path):
     res = invoke("validate", tmp_path / "nope.yaml")
     assert res.exit_code == 1 and "nope.yaml" in res.output
-    res = invoke("validate", EXAMPLES)
+    folder = tmp_path / "examples"  # the bundled scenes (examples/ also holds training and construction configs)
+    shutil.copytree(EXAMPLES, folder, ignore=shutil.ignore_patterns("train", "construct", "eval"))
+    res = invoke("validate", folder)
     assert res.exit_code == 0 and len(res.stdout.splitlines()) == len(list(EXAMPLES.glob("*.yaml")))
 
 
