@@ -11,7 +11,7 @@ MANIFEST="$OUT/manifest.jsonl"
 CTXGEN=${CTXGEN:-ctxgen}
 
 render() {
-  $CTXGEN render examples/ --model "$MODEL" --steps "$STEPS" --out "$OUT" --manifest "$MANIFEST" "$@" >/dev/null
+  $CTXGEN render "examples/*.yaml" --model "$MODEL" --steps "$STEPS" --out "$OUT" --manifest "$MANIFEST" "$@" >/dev/null
 }
 
 echo "== first run: renders every example into $OUT"
