@@ -2,7 +2,7 @@
 
 OpenCV's 8-bit conventions are reproduced bit for bit in numpy, so no OpenCV is needed: `bgr_to_hsv`
 (H 0..180, S and V 0..255, the fixed-point tables of `cvtColor(COLOR_BGR2HSV)`), `resize_nearest`
-(`INTER_NEAREST`: the top-left source pixel of each cell, `floor(x / (dst / src))`) and `resize_linear`
+(`INTER_NEAREST`, shared with dataset construction in `ctxgen.vision.features`) and `resize_linear`
 (`INTER_LINEAR` on uint8 with 11-bit weights and the vector path's rounding; a few pixels in a thousand
 may still differ by 1 from OpenCV's own output).
 """
@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
+from ctxgen.vision.features import cosine, masked_mean, resize_nearest
 
 __all__ = ["COLOUR_RANGES", "LEGACY_COLOUR_RANGES", "MIG_GREY", "bgr_to_hsv", "colour_fraction", "cosine",
            "finite_or_zero", "in_range", "masked_mean", "parse_itc", "parse_yes_anywhere", "resize_linear", "resize_nearest"]
@@ -86,16 +88,6 @@ def colour_fraction(bgr: np.ndarray, mask: np.ndarray, ranges: tuple[Range, ...]
     return float(hits.sum()) / n
 
 
-def resize_nearest(mask: np.ndarray, width: int, height: int) -> np.ndarray:
-    """`cv2.resize(mask, (width, height), interpolation=INTER_NEAREST)`: source index floor(x * (1 / (dst/src)))."""
-    src = np.asarray(mask)
-    sh, sw = src.shape[:2]
-    ifx, ify = 1.0 / (width / sw), 1.0 / (height / sh)  # the double arithmetic OpenCV uses
-    xs = np.minimum(np.floor(np.arange(width) * ifx).astype(np.int64), sw - 1)
-    ys = np.minimum(np.floor(np.arange(height) * ify).astype(np.int64), sh - 1)
-    return src[ys][:, xs]
-
-
 def _linear_taps(n_src: int, n_dst: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Source index pairs and 11-bit weights of OpenCV's bilinear resize along one axis."""
     scale = n_src / n_dst
@@ -122,23 +114,6 @@ def resize_linear(img: np.ndarray, width: int, height: int) -> np.ndarray:
     b0, b1 = (one - wy)[col], wy[col]
     out = (((b0 * (rows[y0] >> 4)) >> 16) + ((b1 * (rows[y1] >> 4)) >> 16) + 2) >> 2  # OpenCV's SIMD rounding
     return np.clip(out, 0, 255).astype(np.uint8)
-
-
-def masked_mean(features: np.ndarray, grid_mask: np.ndarray) -> np.ndarray:
-    """Mean of the (P, D) patch features under a flattened (P,) mask; NaN when the mask is empty (E3)."""
-    f = np.asarray(features, dtype=np.float64)
-    m = np.asarray(grid_mask, dtype=bool).reshape(-1)
-    if not m.any():
-        return np.full(f.shape[-1], np.nan)
-    return f[m].mean(axis=0)
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """cos(a, b) as torch.cosine_similarity (eps 1e-8 on each norm); NaN in, NaN out."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1)
-    b = np.asarray(b, dtype=np.float64).reshape(-1)
-    na, nb = max(float(np.linalg.norm(a)), 1e-8), max(float(np.linalg.norm(b)), 1e-8)
-    return float(np.dot(a, b) / (na * nb))
 
 
 def parse_itc(answer: str) -> float:
