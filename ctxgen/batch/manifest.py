@@ -19,8 +19,9 @@ class ManifestError(OutputError):
 class Manifest:
     """An append-only JSONL file, checked before any work; a failed write is an OutputError (exit 1)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, hint: str = "free disk space or choose another --manifest path"):
         self.path = Path(path)
+        self.hint = hint  # the fix a failed write suggests
 
     def check(self) -> None:
         """The manifest must be a regular file we can append to (or one we can create)."""
@@ -38,8 +39,12 @@ class Manifest:
             os.close(fd)
 
     def append(self, record: Record) -> None:
+        """Append one record as a JSON line."""
+        self.append_json(record.as_dict())
+
+    def append_json(self, obj: dict) -> None:
         """Append one JSON line with one write (O_APPEND), then fsync."""
-        line = (json.dumps(record.as_dict(), sort_keys=True) + "\n").encode()
+        line = (json.dumps(obj, sort_keys=True) + "\n").encode()
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode())
             try:
@@ -47,8 +52,7 @@ class Manifest:
             finally:
                 os.close(fd)
         except OSError as exc:
-            raise ManifestError(f"{self.path}: manifest write failed ({exc.strerror or exc}); "
-                              "free disk space or choose another --manifest path") from None
+            raise ManifestError(f"{self.path}: manifest write failed ({exc.strerror or exc}); {self.hint}") from None
 
 
 def append_line(fd: int, line: bytes) -> None:

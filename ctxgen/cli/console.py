@@ -97,6 +97,13 @@ def report_error(exc: BaseException) -> int:
     return EXIT_FAILED
 
 
+def scene_failed(path: object, exc: BaseException, json_out: bool) -> None:
+    """A per-scene failure in a scene loop (validate, layout): its lines on stderr, and its JSON object if asked."""
+    report_error(exc)
+    if json_out:
+        emit({"scene": str(path), "ok": False, "errors": getattr(exc, "issues", [str(exc)])})
+
+
 def handle_errors(command: F) -> F:
     """Run a command; any error or interrupt becomes its message on stderr and the exit code of the README table."""
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ctxgen.cli.app import app
-from ctxgen.cli.console import emit, handle_errors, report_error, result_line, warn
+from ctxgen.cli.console import emit, handle_errors, result_line, scene_failed, warn
 from ctxgen.cli.options import Device, Json, Out, SamModel, Scenes, TextLen
 from ctxgen.core.errors import EXIT_FAILED, EXIT_OK, UserError
 
@@ -37,9 +37,7 @@ def layout(
             written = _layout_one(path, dirs[path], preview, dump, text_len, sam_model, device)
         except UserError as exc:
             failed += 1
-            report_error(exc)
-            if json_out:
-                emit({"scene": str(path), "ok": False, "errors": getattr(exc, "issues", [str(exc)])})
+            scene_failed(path, exc, json_out)
             continue
         if json_out:
             emit({"scene": str(path), "ok": True, "files": {k: str(v) for k, v in written.items()}})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from ctxgen.cli.app import app
-from ctxgen.cli.console import emit, handle_errors, report_error, result_line, warn
+from ctxgen.cli.console import emit, handle_errors, result_line, scene_failed, warn
 from ctxgen.cli.options import Json, Scenes
 from ctxgen.core.errors import EXIT_FAILED, EXIT_OK, UserError
 
@@ -24,9 +24,7 @@ def validate(scenes: Scenes, json_out: Json = False) -> None:
             scene = check_scene_file(path)
         except UserError as exc:
             bad += 1
-            report_error(exc)
-            if json_out:
-                emit({"scene": str(path), "ok": False, "errors": getattr(exc, "issues", [str(exc)])})
+            scene_failed(path, exc, json_out)
             continue
         for warning in scene.warnings:
             warn(warning)

@@ -10,15 +10,14 @@ gives neither `size:` nor `canvas:`, boxes are in target pixels. Torch-free.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from ctxgen.core.errors import SceneError
 from ctxgen.dataset.checks import check_record
 from ctxgen.dataset.extras import SUBSET_NAME, DatasetKeys
 from ctxgen.dataset.record import KINDS, ImageData, InstanceRecord, Record, scale_box
-from ctxgen.scene.marks import Report, compose, decode_text, field_path, format_issue
-from ctxgen.scene.model import DEFAULT_SIZE, MAX_SCENE_BYTES, file_problem, parse_scene
+from ctxgen.scene.marks import Report, compose, decode_text, field_path, format_issue, issue_position
+from ctxgen.scene.model import DEFAULT_SIZE, locate, parse_scene, read_scene_bytes
 
 TOP_KEYS = ("target", "rejected", "id", "subset", "metadata")
 INSTANCE_KEYS = ("kind", "valid_box", "loc_point", "enhanced_image", "enhanced_mask", "face_image")
@@ -112,22 +111,11 @@ def read_pack_scene(raw: bytes, path: str | os.PathLike[str], default_id: str, p
     issues += report.lines()
     if rec is not None and scene is not None and not issues:
         marks = {field_path(loc): mark for loc, mark in report.marks.items()}
-        issues += [format_issue(shown, *_where(marks, p.field), p.field, p.message)
+        issues += [format_issue(shown, *locate(marks, p.field), p.field, p.message)
                    for p in check_record(rec, pixels=pixels)]
     if issues:
-        raise SceneError(sorted(set(issues), key=lambda line: _line_col(line, shown)))
+        raise SceneError(sorted(set(issues), key=lambda line: (*issue_position(line, shown), line)))
     return rec
-
-
-def _where(marks: dict, path: str) -> tuple[int, int]:
-    while path and path not in marks:
-        path = re.sub(r"(^|\.)[^.\[]*$|\[\d+\]$", "", path, count=1)
-    return marks.get(path, (1, 1))
-
-
-def _line_col(line: str, shown: str) -> tuple[int, int]:
-    m = re.match(r"(\d+):(\d+)", line[len(shown) + 1:])
-    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
 
 
 def _record(ex: DatasetKeys, data: dict, target: ImageData | None, default_id: str, scene_ok: bool) -> Record | None:
@@ -197,25 +185,12 @@ def pack_items(items: tuple, options: dict) -> tuple[list[Record], list[dict]]:
     records, log = [], []
     for path, default_id, *_ in items:
         try:
-            records.append(read_pack_scene(_scene_bytes(path), path, default_id, pixels=bool(options.get("decode"))))
+            raw = read_scene_bytes(Path(path), path)
+            records.append(read_pack_scene(raw, path, default_id, pixels=bool(options.get("decode"))))
         except SceneError as exc:
             log.append({"level": "skip-record", "reason": "invalid-scene", "source": path,
                         "message": exc.issues[0], "issues": exc.issues})
     return records, log
-
-
-def _scene_bytes(shown: str) -> bytes:
-    """The scene file's bytes, or the scene loader's one-line `file` issue."""
-    path = Path(shown)
-    problem = file_problem(path, "scene file", hint="")
-    if problem is None and path.stat().st_size > MAX_SCENE_BYTES:
-        problem = f"larger than {MAX_SCENE_BYTES:,} bytes; this is not a scene file"
-    if problem is None:
-        try:
-            return path.read_bytes()
-        except OSError as exc:
-            problem = f"cannot read scene file: {exc.strerror or exc}"
-    raise SceneError([format_issue(shown, 1, 1, "file", problem)])
 
 
 def plan_pack(paths: list[Path]) -> list[tuple]:

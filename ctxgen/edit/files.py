@@ -138,3 +138,14 @@ class Folder:
 def _format(data: bytes) -> str:
     with Image.open(io.BytesIO(data)) as im:
         return im.format or "PNG"
+
+
+def file_stamp(path: Path | None) -> tuple | None:
+    """What identifies a file's current content cheaply: (path, mtime, size, inode); (path, None) when unreadable."""
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return (str(path), None)
+    return (str(path), st.st_mtime_ns, st.st_size, st.st_ino)

@@ -12,7 +12,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ from ctxgen.core.fsio import png_bytes
 from ctxgen.layout.compose import Composition, PreparedRef, build_composition, layout_to_pil, prepare_reference
 from ctxgen.scene.images import RefImage, read_references, read_user_layout
 from ctxgen.scene.model import Instance, Scene
+from ctxgen.edit.files import file_stamp
 
 Segmenter = Callable[[np.ndarray, Instance], np.ndarray]
 
@@ -57,20 +57,10 @@ class Preview:
                 "refs": refs, "ms": round(self.seconds * 1000, 1)}
 
 
-def _stat(path: Path | None) -> tuple | None:
-    if path is None:
-        return None
-    try:
-        st = path.stat()
-    except OSError:
-        return (str(path),)
-    return (str(path), st.st_mtime_ns, st.st_size, st.st_ino)
-
-
 def refs_key(scene: Scene) -> str:
     """What read_references returns depends on: files, mask modes and SAM prompts, per instance."""
-    parts = [(i.index, _stat(i.image), i.mask_mode, _stat(i.mask), i.point, i.prompt_box) for i in scene.instances]
-    return hashlib.sha256(repr((parts, _stat(scene.layout))).encode()).hexdigest()
+    parts = [(i.index, file_stamp(i.image), i.mask_mode, file_stamp(i.mask), i.point, i.prompt_box) for i in scene.instances]
+    return hashlib.sha256(repr((parts, file_stamp(scene.layout))).encode()).hexdigest()
 
 
 def layout_key(scene: Scene) -> str:

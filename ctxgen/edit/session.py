@@ -20,6 +20,7 @@ from ctxgen.core.fsio import write_bytes
 from ctxgen.edit.yamledit import EditError, Op, apply_ops, new_scene_text, plain_data
 from ctxgen.scene.images import check_references
 from ctxgen.scene.model import MAX_SCENE_BYTES, Scene, file_problem, parse_scene
+from ctxgen.edit.files import file_stamp
 
 _ISSUE = re.compile(r"^(\d+):(\d+) (.+?): (.*)$", re.S)
 
@@ -176,18 +177,8 @@ class SceneSession:
             self._images_ok = key
 
 
-def _stat(path: Path | None) -> tuple | None:
-    if path is None:
-        return None
-    try:
-        st = path.stat()
-    except OSError:
-        return (str(path), None)
-    return (str(path), st.st_mtime_ns, st.st_size, st.st_ino)
-
-
 def _files_key(scene: Scene) -> tuple:
     """What check_references depends on: each file's identity and each instance's mask mode."""
-    parts = [(_stat(i.image), i.mask_mode, _stat(i.mask)) for i in scene.instances]
-    return (tuple(parts), _stat(scene.layout))
+    parts = [(file_stamp(i.image), i.mask_mode, file_stamp(i.mask)) for i in scene.instances]
+    return (tuple(parts), file_stamp(scene.layout))
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ctxgen.core.errors import SceneError
 from ctxgen.scene.images import Issues, check_references, reference_issues, user_layout_issues
+from ctxgen.scene.marks import issue_position
 from ctxgen.scene.model import Scene, load_scene
 
 
@@ -29,15 +30,6 @@ def check_scene_file(path: str | Path) -> Scene:
             reference_issues(inst, issues)
         user_layout_issues(part.layout, issues)
         lines = exc.issues + [part.issue(field, msg) for field, msg in issues]
-        raise SceneError(sorted(set(lines), key=lambda ln: _position(ln, part.display_path))) from None
+        raise SceneError(sorted(set(lines), key=lambda ln: (*issue_position(ln, part.display_path), ln))) from None
     check_references(scene)
     return scene
-
-
-def _position(line: str, shown: str) -> tuple[int, int, str]:
-    """(line, col) of a `file:LINE:COL field: message` issue, for sorting in file order."""
-    head = line[len(shown) + 1:].split(" ", 1)[0].split(":")
-    try:
-        return int(head[0]), int(head[1]), line
-    except (IndexError, ValueError):
-        return 0, 0, line

@@ -24,6 +24,12 @@ def format_issue(shown: str, line: int, col: int, path: str, message: str) -> st
     return text.encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates as \udXXX
 
 
+def issue_position(line: str, shown: str) -> tuple[int, int]:
+    """(line, col) of a `file:LINE:COL field: message` issue about `shown`, for sorting issues in file order."""
+    m = re.match(r"(\d+):(\d+)", line[len(shown) + 1:])
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
 def field_path(loc: tuple) -> str:
     """('instances', 0, 'box') -> 'instances[0].box'; keys that are not plain names are quoted."""
     out = ""

@@ -21,7 +21,8 @@ from ctxgen.scene.schema import DEFAULT_SIZE, Fit, IcaMode, json_schema, num, nu
 from ctxgen.scene.marks import Report, compose, decode_text, field_path, format_issue, show_value
 
 __all__ = ["Box", "Fit", "IcaMode", "MaskMode", "MAX_SCENE_BYTES", "DEFAULT_SIZE", "Instance", "Scene",
-           "format_issue", "file_problem", "resolve_path", "load_scene", "parse_scene", "scene_json_schema"]
+           "format_issue", "file_problem", "resolve_path", "load_scene", "parse_scene", "read_scene_bytes",
+           "scene_json_schema"]
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in output pixels
 MaskMode = Literal["alpha", "file", "auto"]
@@ -136,7 +137,7 @@ def resolve_path(base: Path, text: str) -> Path:
 def load_scene(path: str | os.PathLike[str]) -> Scene:
     """Read, validate and resolve a scene file; every problem is reported at once as a SceneError (R1, R8)."""
     shown = os.fspath(path)
-    return parse_scene(_read_scene_bytes(Path(shown), shown), path)
+    return parse_scene(read_scene_bytes(Path(shown), shown), path)
 
 
 def parse_scene(raw: bytes, path: str | os.PathLike[str]) -> Scene:
@@ -166,7 +167,8 @@ def scene_json_schema() -> dict:
     return json_schema()
 
 
-def _read_scene_bytes(source: Path, shown: str) -> bytes:
+def read_scene_bytes(source: Path, shown: str) -> bytes:
+    """A scene file's bytes, or a SceneError with the one-line `file` issue (missing, a folder, too large, …)."""
     problem = file_problem(source, "scene file", hint="")
     if problem is None and source.stat().st_size > MAX_SCENE_BYTES:
         problem = f"larger than {MAX_SCENE_BYTES:,} bytes; this is not a scene file"

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from ctxgen.batch.manifest import append_line
+from ctxgen.batch.manifest import Manifest
 from ctxgen.core.errors import OutputError
-from ctxgen.core.fsio import clean_stale_parts, file_mode, write_bytes, write_json
+from ctxgen.core.fsio import clean_stale_parts, write_bytes, write_json
 
 ITEM = "item.json"
 MANIFEST = "manifest.jsonl"
@@ -121,18 +121,7 @@ class StageStore:
 
     def log(self, entry: dict) -> None:
         """Append one manifest line (one write, fsync), like `ctxgen render --manifest`."""
-        import os
-
-        line = (json.dumps({"time": round(time.time(), 3), **entry}, sort_keys=True) + "\n").encode()
-        try:
-            fd = os.open(self.folder / MANIFEST, os.O_WRONLY | os.O_APPEND | os.O_CREAT, file_mode())
-            try:
-                append_line(fd, line)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise OutputError(f"{self.folder / MANIFEST}: manifest write failed ({exc.strerror or exc}); "
-                              "free disk space") from None
+        Manifest(self.folder / MANIFEST, hint="free disk space").append_json({"time": round(time.time(), 3), **entry})
 
     def manifest(self) -> list[dict]:
         path = self.folder / MANIFEST
