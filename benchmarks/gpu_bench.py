@@ -242,6 +242,7 @@ def parse_args(argv=None):
     parser.add_argument("--flex-backend", default="inductor", help="backend compiling the flex kernel")
     parser.add_argument("--budget-s", type=float, default=420.0, help="skip configurations after this many seconds")
     parser.add_argument("--tiers", action="store_true", help="also the render peak of each --memory tier")
+    parser.add_argument("--train", action="store_true", help="also one SFT and one DPO training step (gpu_bench_train)")
     parser.add_argument("--seed", type=int, default=0)
     default_out = Path(os.environ["OUT"]) / "gpu_bench.json" if os.environ.get("OUT") else None
     parser.add_argument("--out", type=Path, default=default_out, help="JSON results (default $OUT/gpu_bench.json)")
@@ -267,6 +268,12 @@ def main(argv=None) -> dict:
     else:
         result = run(args, FULL_ARCH, FULL_SCENARIOS, device, dtype)
     print(markdown(result))
+    if args.train:
+        from gpu_bench_train import markdown as train_markdown
+        from gpu_bench_train import run_train_bench
+
+        result["train"] = run_train_bench(device, tiny=args.tiny)  # its peak excludes memory held by the above
+        print(train_markdown(result["train"]))
     if args.out is not None:
         write_json(args.out, result)
         print(f"results: {args.out}", file=sys.stderr)

@@ -4,7 +4,7 @@ Shared options are declared once in `options`, errors become exit codes in one p
 and the batch reporter (`report`) is the only code that shows what the engine does.
 """
 
-from ctxgen.cli import compare, construct, dataset, doctor, edit, eval, layout, mask, render, reproduce, scenes, tiny_model  # noqa: F401  (registers)
+from ctxgen.cli import compare, construct, dataset, doctor, edit, eval, layout, mask, render, reproduce, scenes, tiny_model, train  # noqa: F401  (registers)
 from ctxgen.cli.app import app
 
 __all__ = ["app"]

@@ -73,7 +73,7 @@ class PlacedLayer:
     anchor: tuple[int, int]  # (cy, cx) on the canvas
 
 
-def _to_unit(rgb_u8: np.ndarray) -> np.ndarray:
+def to_unit(rgb_u8: np.ndarray) -> np.ndarray:
     """R6: uint8 RGB -> float32 [-1, 1] exactly as diffusers' image processor computes it."""
     return np.asarray(rgb_u8, dtype=np.float32) / np.float32(255.0) * np.float32(2.0) - np.float32(1.0)
 
@@ -86,7 +86,7 @@ def prepare_reference(ref: RefImage, base: int) -> tuple[PreparedRef, np.ndarray
     new_w, new_h = resize_dims(w, h, base)
     rgb = Image.fromarray(ref.rgb, "RGB").resize((new_w, new_h), Image.Resampling.BICUBIC)
     mask_l = Image.fromarray(ref.mask, "L").resize((new_w, new_h), Image.Resampling.BICUBIC)
-    raw = _to_unit(np.asarray(rgb))  # (h, w, 3) float32
+    raw = to_unit(np.asarray(rgb))  # (h, w, 3) float32
     mask = np.asarray(mask_l) >= 128  # (h, w) bool, R6
     pixels = np.where(mask[:, :, None], raw, np.float32(0.0))  # (h, w, 3) float32
     token_l = mask_l.resize((new_w // TOKEN, new_h // TOKEN), Image.Resampling.BICUBIC)
@@ -108,7 +108,7 @@ def place_layer(raw: np.ndarray, mask: np.ndarray, box: IntBox, fit: str, canvas
     return PlacedLayer(image, layer_mask, spot.anchor)
 
 
-def _canvas_mask(layer: PlacedLayer | None, canvas_wh: tuple[int, int]) -> np.ndarray:
+def canvas_mask(layer: PlacedLayer | None, canvas_wh: tuple[int, int]) -> np.ndarray:
     """The layer's hard mask on the full canvas (all False for a skipped layer)."""
     W, H = canvas_wh
     full = np.zeros((H, W), dtype=bool)
@@ -138,7 +138,7 @@ def user_layout_image(rgba: np.ndarray, canvas_wh: tuple[int, int]) -> np.ndarra
     colour = Image.fromarray(np.ascontiguousarray(rgba[:, :, :3]), "RGB").resize(canvas_wh, Image.Resampling.LANCZOS)
     alpha = Image.fromarray(np.ascontiguousarray(rgba[:, :, 3]), "L").resize(canvas_wh, Image.Resampling.NEAREST)
     keep = np.asarray(alpha) >= 128  # (H, W) bool
-    return np.where(keep[:, :, None], _to_unit(np.asarray(colour)), np.float32(0.0))  # (H, W, 3) float32
+    return np.where(keep[:, :, None], to_unit(np.asarray(colour)), np.float32(0.0))  # (H, W, 3) float32
 
 
 def build_composition(scene: Scene, refs: Sequence[RefImage], user_layout: np.ndarray | None = None, *,
@@ -167,7 +167,7 @@ def build_composition(scene: Scene, refs: Sequence[RefImage], user_layout: np.nd
                         f"instance {inst.index} ({inst.image.name})")
             for (prep, raw), inst in zip(prepared, scene.instances)
         ]
-        masks = tuple(_canvas_mask(layer, (W, H)) for layer in layers)
+        masks = tuple(canvas_mask(layer, (W, H)) for layer in layers)
         order = layer_order(masks, [inst.z for inst in scene.instances], scene.seeds[0])
         image = stack_layers(layers, order, (W, H))
     return Composition(

@@ -82,7 +82,47 @@ def denoise(
     return x
 
 
-def make_model_fn(
+def batched(t: torch.Tensor, b: int) -> torch.Tensor:
+    """A per-scene tensor (1, ...) broadcast to b samples along dim 0 (a view; unchanged when it has b already)."""
+    return t if t.shape[0] == b else t.expand(b, *t.shape[1:])
+
+
+def velocity(
+    transformer: torch.nn.Module,
+    x: torch.Tensor,
+    timestep: torch.Tensor,
+    context_tokens: torch.Tensor,
+    prompt_embeds: torch.Tensor,
+    pooled: torch.Tensor,
+    ids_txt: torch.Tensor,
+    ids_img: torch.Tensor,
+    guidance: torch.Tensor | None,
+    attn_kwargs: dict | None,
+) -> torch.Tensor:
+    """The one model call of sampling (R20) and training (T2): cat([x, layout, refs]) in, the first M outputs out.
+
+    Gradients follow the caller's mode; `transformer` may be a wrapper (DDP) around the FLUX transformer.
+    """
+    b = x.shape[0]
+    hidden = torch.cat([x, batched(context_tokens, b)], dim=1)  # (B, M + C, 64)
+    out = transformer(
+        hidden_states=hidden,
+        timestep=batched(timestep, b),
+        guidance=None if guidance is None else batched(guidance, b),
+        pooled_projections=batched(pooled, b),
+        encoder_hidden_states=batched(prompt_embeds, b),
+        txt_ids=ids_txt,
+        img_ids=ids_img,
+        joint_attention_kwargs=attn_kwargs,
+        return_dict=False,
+    )[0]  # (B, M + C, 64)
+    return out[:, : x.shape[1]]  # (B, M, 64)
+
+
+VelocityFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def model_call(
     transformer: torch.nn.Module,
     context_tokens: torch.Tensor,
     prompt_embeds: torch.Tensor,
@@ -91,8 +131,12 @@ def make_model_fn(
     img_ids: torch.Tensor,
     masks: dict[str, torch.Tensor] | None,
     guidance: float,
-) -> ModelFn:
-    """Velocity v(x, σ) of the main tokens: transformer on cat([x, layout, refs]), first M outputs kept (R20)."""
+    forward: torch.nn.Module | None = None,
+) -> VelocityFn:
+    """v(x, timestep) for one scene: inputs checked and cast once (R14, R18-R20), then `velocity` on each call.
+
+    `forward` is what gets called (e.g. the DDP-wrapped transformer in training); checks read `transformer`.
+    """
     main_len = img_ids.shape[0] - context_tokens.shape[1]  # M = (S - T) - C
     seq_len = text_ids.shape[0] + img_ids.shape[0]  # S
     if masks is not None:
@@ -107,24 +151,33 @@ def make_model_fn(
     if transformer.config.guidance_embeds:
         guidance_t = torch.full([1], guidance, device=context_tokens.device, dtype=torch.float32)  # (1,)
     attn_kwargs = None if masks is None else {MASKS_KWARG: masks}
+    call = transformer if forward is None else forward
 
-    def model_fn(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    def fn(x: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != main_len:
             raise ValueError(f"latents have {x.shape[1]} tokens but the scene has M={main_len} main tokens")
-        hidden = torch.cat([x, context_tokens], dim=1)  # (1, M + C, 64)
+        return velocity(call, x, timestep, context_tokens, prompt_embeds, pooled, ids_txt, ids_img, guidance_t,
+                        attn_kwargs)
+
+    return fn
+
+
+def make_model_fn(
+    transformer: torch.nn.Module,
+    context_tokens: torch.Tensor,
+    prompt_embeds: torch.Tensor,
+    pooled: torch.Tensor,
+    text_ids: torch.Tensor,
+    img_ids: torch.Tensor,
+    masks: dict[str, torch.Tensor] | None,
+    guidance: float,
+) -> ModelFn:
+    """Velocity v(x, σ) of the main tokens: transformer on cat([x, layout, refs]), first M outputs kept (R20)."""
+    call = model_call(transformer, context_tokens, prompt_embeds, pooled, text_ids, img_ids, masks, guidance)
+
+    def model_fn(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         t = (sigma * TIMESTEP_SCALE).reshape(1).to(x.dtype)  # (1,) the pipeline's `t.expand(B).to(latents.dtype)`
         with torch.no_grad():
-            out = transformer(
-                hidden_states=hidden,
-                timestep=t / TIMESTEP_SCALE,
-                guidance=guidance_t,
-                pooled_projections=pooled,
-                encoder_hidden_states=prompt_embeds,
-                txt_ids=ids_txt,
-                img_ids=ids_img,
-                joint_attention_kwargs=attn_kwargs,
-                return_dict=False,
-            )[0]  # (1, M + C, 64)
-        return out[:, :main_len]  # (1, M, 64)
+            return call(x, t / TIMESTEP_SCALE)  # (1, M, 64)
 
     return model_fn
