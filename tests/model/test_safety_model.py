@@ -98,7 +98,8 @@ def test_hub_ids_offline_fail_cleanly(tiny_model_dir: Path, tmp_path: Path, guar
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["layout", "s.yaml", "--out", "out", "--sam-model", "tiny", "--device", "cpu"])
     assert result.exit_code == 1
-    assert result.stderr.startswith("error SAM 2.1 weights 'facebook/sam2.1-hiera-tiny' are not available")
+    assert result.stderr.startswith("error s.yaml:7:11 instances[0].mask: SAM 2.1 weights "
+                                    "'facebook/sam2.1-hiera-tiny' are not available")  # at the instance's line
     assert not (tmp_path / "out" / "s").exists()
     assert guards == {"network": [], "unpickle": []}
 
@@ -125,7 +126,10 @@ def test_hf_hub_offline_environment_is_honoured(tiny_model_dir: Path, tmp_path: 
                            "--device", "cpu"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1, proc.stderr
     assert "NETWORK" not in proc.stderr
-    assert proc.stderr.startswith("error adapter 'someone/some-adapter': cannot fetch it from the hub (")
+    assert proc.stderr.startswith("error model weights are not available: adapter 'someone/some-adapter' is not in "
+                                  "the Hugging Face cache (HF_HUB_OFFLINE is set); get them with "
+                                  "`hf download someone/some-adapter`")  # checked before anything loads
+    assert proc.stderr.splitlines()[-1] == "0 rendered, 0 skipped, 1 failed"
     assert not (tmp_path / "out").exists()
 
 
