@@ -128,6 +128,7 @@ def wait_for_records(m: Path, n: int, proc: subprocess.Popen, timeout: float = 9
     return recs
 
 
+@pytest.mark.slow  # a subprocess, process pool, Ray or accelerate run: in CI, not in the quick suite
 def test_sigkill_mid_run_leaves_no_partial_image_and_rerun_finishes(tmp_path):
     scenes = [write_scene(tmp_path, f"k{k}", seed=k) for k in range(8)]
     out, m = tmp_path / "out", tmp_path / "m.jsonl"
@@ -151,6 +152,7 @@ def test_sigkill_mid_run_leaves_no_partial_image_and_rerun_finishes(tmp_path):
     assert_complete_outputs(out)
 
 
+@pytest.mark.slow  # a subprocess, process pool, Ray or accelerate run: in CI, not in the quick suite
 def test_sigterm_exits_130_and_removes_temp_files(tmp_path):
     scenes = [write_scene(tmp_path, f"t{k}", seed=k) for k in range(8)]
     out, m = tmp_path / "out", tmp_path / "m.jsonl"

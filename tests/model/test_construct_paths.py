@@ -119,6 +119,7 @@ def _same_items(run, copy, stage):
         assert (copy / stage / item.parent.name / "item.json").read_bytes() == item.read_bytes()
 
 
+@pytest.mark.slow  # a subprocess, process pool, Ray or accelerate run: in CI, not in the quick suite
 def test_process_per_device(basic, tmp_path):
     cfg, run, copy = _redo(basic, tmp_path, "detect")
     s = run_stage(cfg, copy, "detect", devices=("cpu", "cpu"))
@@ -126,6 +127,7 @@ def test_process_per_device(basic, tmp_path):
     _same_items(run, copy, "detect")
 
 
+@pytest.mark.slow  # a subprocess, process pool, Ray or accelerate run: in CI, not in the quick suite
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")
 def test_ray_actors(basic, tmp_path):
     cfg, run, copy = _redo(basic, tmp_path, "segment")

@@ -3,6 +3,8 @@ bad input, prepare -> validate, the report, identity."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import sys
 from pathlib import Path
@@ -39,6 +41,7 @@ def test_cocomig_reference_roles_give_the_closed_form_and_resume(tmp_path):
     assert "1 image(s) missing" in missing.stderr and json.loads(missing.stdout.splitlines()[0])["all"]["SR"] == 100.0
 
 
+@pytest.mark.slow  # a subprocess, process pool, Ray or accelerate run: in CI, not in the quick suite
 def test_lamic_tiny_random_and_reference_answers(tmp_path):
     bench, images = h.write_lamic(tmp_path)
     answers = tmp_path / "answers.json"

@@ -109,6 +109,7 @@ def probe_rows(masks, kind: str, per_class: int = 3) -> np.ndarray:
     return np.unique(np.concatenate(rows + [np.arange(masks.seq_len - 4, masks.seq_len)]))
 
 
+@pytest.mark.slow  # a subprocess, process pool, Ray or accelerate run: in CI, not in the quick suite
 def test_flex_equals_sdpa_on_bundled_scenes(plans):
     gen = torch.Generator().manual_seed(0)
     for name, sp in plans.items():

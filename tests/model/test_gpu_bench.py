@@ -33,6 +33,7 @@ def test_full_size_settings(gpu_bench):
     assert (args.rank, args.compile_backend, args.reps) == (512, "inductor", 3)
 
 
+@pytest.mark.slow  # a subprocess, process pool, Ray or accelerate run: in CI, not in the quick suite
 @pytest.mark.skipif(not flex_available(), reason="FlexAttention needs torch >= 2.6")
 def test_tiny_mode_runs_every_configuration(gpu_bench, tmp_path, capsys):
     out = tmp_path / "bench.json"

@@ -83,6 +83,7 @@ def test_failed_force_render_keeps_the_old_set(tiny_model_dir, tmp_path, monkeyp
 
 
 # -- 1 and 6: killed between publishing the sidecar and the image, a seedless scene's set is adopted -----------
+@pytest.mark.slow  # a subprocess, process pool, Ray or accelerate run: in CI, not in the quick suite
 def test_kill_before_the_image_is_published_then_rerun_adopts_the_seed(tiny_model_dir, tmp_path):
     scene = tmp_path / "noseed.yaml"
     scene.write_text(write_scene(tmp_path, "tmp").read_text().replace("seed: 1\n", ""))
@@ -105,6 +106,7 @@ def test_kill_before_the_image_is_published_then_rerun_adopts_the_seed(tiny_mode
 
 
 # -- 2: two runs of the same command into one --out ----------------------------------------------------------
+@pytest.mark.slow  # a subprocess, process pool, Ray or accelerate run: in CI, not in the quick suite
 def test_two_concurrent_runs_finish_and_render_each_seed_once(tiny_model_dir, tmp_path):
     scenes = [write_scene(tmp_path, f"c{k}", seed=k) for k in range(3)]
     out = tmp_path / "out"
@@ -140,6 +142,7 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow  # a subprocess, process pool, Ray or accelerate run: in CI, not in the quick suite
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads child processes from /proc (Linux)")
 def test_killing_the_parent_ends_the_pool_workers(tiny_model_dir, tmp_path):
     scenes = [write_scene(tmp_path, f"p{k}", seed=k) for k in range(4)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import re
 import signal
@@ -26,6 +28,7 @@ def assert_complete_outputs(out: Path) -> None:
         assert (read_metadata(png) or {}).get("key"), png
 
 
+@pytest.mark.slow  # a subprocess, process pool, Ray or accelerate run: in CI, not in the quick suite
 def test_two_cpu_workers_share_the_queue(tmp_path):
     scenes = [write_scene(tmp_path, f"p{k}", seed=k, ref="ball.png") for k in range(4)]
     bad = tmp_path / "bad.yaml"
@@ -64,6 +67,7 @@ def wait_until(predicate, proc: subprocess.Popen, timeout: float = 90):
     return found
 
 
+@pytest.mark.slow  # a subprocess, process pool, Ray or accelerate run: in CI, not in the quick suite
 def test_a_killed_worker_fails_its_scene_and_the_rest_finish(tmp_path):
     scenes = [write_scene(tmp_path, f"k{k}", seed=k, ref="ball.png") for k in range(5)]
     out, m = tmp_path / "out", tmp_path / "m.jsonl"
@@ -84,6 +88,7 @@ def test_a_killed_worker_fails_its_scene_and_the_rest_finish(tmp_path):
     assert_complete_outputs(out)
 
 
+@pytest.mark.slow  # a subprocess, process pool, Ray or accelerate run: in CI, not in the quick suite
 def test_ctrl_c_stops_the_workers_and_exits_130(tmp_path):
     scenes = [write_scene(tmp_path, f"c{k}", seed=k, ref="ball.png") for k in range(10)]
     out, m = tmp_path / "out", tmp_path / "m.jsonl"

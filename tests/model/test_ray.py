@@ -25,6 +25,7 @@ def write_scene(folder: Path, name: str, seed: int) -> Path:
     return path
 
 
+@pytest.mark.slow  # a subprocess, process pool, Ray or accelerate run: in CI, not in the quick suite
 def test_two_local_cpu_actors_render_and_the_driver_writes_the_manifest(tmp_path):
     scenes = [write_scene(tmp_path, f"r{k}", seed=k) for k in range(2)]
     bad = tmp_path / "bad.yaml"

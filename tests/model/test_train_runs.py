@@ -20,6 +20,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
+@pytest.mark.slow  # a subprocess, process pool, Ray or accelerate run: in CI, not in the quick suite
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(train_root):
     cfg = write_config(train_root, "interrupt.yaml", train={"max_steps": 10_000}, checkpoint={"every": 10_000})
     run = train_root / "interrupt"
@@ -43,6 +44,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(train_root):
     assert resumed.start_step == logged and train(resumed).step == logged + 1
 
 
+@pytest.mark.slow  # a subprocess, process pool, Ray or accelerate run: in CI, not in the quick suite
 def test_two_processes_match_one_with_twice_the_accumulation(train_root):
     cfg = write_config(train_root, "ddp.yaml", train={"max_steps": 2, "batch": 2})
     run = train_root / "ddp2"

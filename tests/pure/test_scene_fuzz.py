@@ -106,7 +106,7 @@ def test_load_scene_raises_only_scene_errors(folder: Path, data: bytes) -> None:
     check(folder, data)
 
 
-@pytest.mark.slow
+@pytest.mark.fuzz
 @settings(max_examples=10_000, deadline=None)
 @given(data=scene_bytes())
 def test_load_scene_raises_only_scene_errors_at_scale(folder: Path, data: bytes) -> None:
