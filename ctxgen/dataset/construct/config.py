@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from ctxgen.core.errors import SceneError
@@ -52,11 +53,9 @@ def _models():
     return _build_models()
 
 
-@functools.cache
-def _build_models():
-    from pydantic import BaseModel, ConfigDict, Field
-
-    strict = ConfigDict(extra="forbid", strict=True, frozen=True)
+def _generation_sections(strict):
+    """The config sections of the generating stages (prompts, models, t2i, detect, repaint)."""
+    from pydantic import BaseModel, Field
 
     class Endpoint(BaseModel):
         model_config = strict
@@ -113,6 +112,18 @@ def _build_models():
         edits: list[dict[str, Any]] = [dict(e) for e in EDITS]
         box_threshold: float = Field(0.35, ge=0.0, le=1.0)
         text_threshold: float = Field(0.25, ge=0.0, le=1.0)
+
+    return SimpleNamespace(Endpoint=Endpoint, Prompts=Prompts, ModelSet=ModelSet, Generate=Generate, Detect=Detect,
+                           Repaint=Repaint)
+
+
+@functools.cache
+def _build_models():
+    from pydantic import BaseModel, ConfigDict, Field
+
+    strict = ConfigDict(extra="forbid", strict=True, frozen=True)
+    g = _generation_sections(strict)
+    Prompts, ModelSet, Generate, Detect, Repaint = g.Prompts, g.ModelSet, g.Generate, g.Detect, g.Repaint
 
     class Filter(BaseModel):
         model_config = strict
