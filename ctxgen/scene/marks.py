@@ -5,9 +5,11 @@ PyYAML is imported inside the functions that need it, so importing this module s
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ctxgen.core.errors import SceneError
@@ -53,6 +55,44 @@ def show_value(value: object) -> str:
         return "a list" if isinstance(value, list) else "a mapping"
     text = repr(value) if isinstance(value, (str, int, float)) else type(value).__name__
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def validation_message(err: dict, loc: tuple, allowed: Callable[[tuple], list[str]], custom: str = "") -> str:
+    """A pydantic error as one clear line (scenes, training and construction configs alike): a missing key, an
+    unknown key with the allowed ones and a did-you-mean, a `custom` error's own text, or the message and the value."""
+    kind = err["type"]
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        name = next((p for p in reversed(loc) if isinstance(p, str)), "")
+        keys = allowed(loc)
+        close = difflib.get_close_matches(name, keys, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return f"unknown key {show_value(name)}; {hint}allowed keys: {', '.join(keys)}"
+    if custom and kind == custom:
+        return err["msg"]
+    return f"{err['msg']}; got {show_value(err['input'])}"
+
+
+def nested_keys(root: object, loc: tuple) -> list[str]:
+    """The keys a pydantic model allows at `loc`: follow the fields of `root` (through Optional) to the parent."""
+    model = root
+    for part in loc[:-1]:
+        field = getattr(model, "model_fields", {}).get(part) if isinstance(part, str) else None
+        inner = getattr(field, "annotation", None)
+        model = next((m for m in (inner, *getattr(inner, "__args__", ())) if hasattr(m, "model_fields")), None)
+        if model is None:
+            return []
+    return list(getattr(model, "model_fields", {}))
+
+
+def record_validation(report: Report, exc: object, message: Callable[[dict, tuple], str], prefix: tuple = ()) -> None:
+    """pydantic errors -> issues in `report`, except those on values that could not even be read."""
+    for err in exc.errors(include_url=False):  # type: ignore[attr-defined]
+        loc = prefix + tuple(err["loc"])
+        report.failed.add(loc)
+        if not report.is_bad(loc):
+            report.at(loc, message(err, loc), key=err["type"] == "extra_forbidden")
 
 
 def decode_text(raw: bytes, shown: str) -> str:

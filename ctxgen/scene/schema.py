@@ -5,12 +5,11 @@ pydantic is imported inside the functions that need it, so importing this module
 
 from __future__ import annotations
 
-import difflib
 import functools
 from types import SimpleNamespace
 from typing import Literal
 
-from ctxgen.scene.marks import Report, show_value
+from ctxgen.scene.marks import Report, record_validation, show_value, validation_message
 
 Fit = Literal["instance", "distort", "image", "contain"]  # contain: a ctxgen addition (docs/fits.md)
 IcaMode = Literal["official", "paper"]
@@ -62,33 +61,22 @@ def json_schema() -> dict:
 
 
 def _record(report: Report, exc, prefix: tuple = ()) -> None:
-    """pydantic errors -> issues, except those on values that could not even be read."""
-    for err in exc.errors(include_url=False):
-        loc = prefix + tuple(err["loc"])
-        report.failed.add(loc)
-        if not report.is_bad(loc):
-            report.at(loc, message(err, loc), key=err["type"] == "extra_forbidden")
+    record_validation(report, exc, message, prefix)
 
 
 def message(err: dict, loc: tuple) -> str:
     """A pydantic error as one clear line: unknown keys list the allowed ones, bad values are shown."""
-    kind = err["type"]
     name = next((p for p in reversed(loc) if isinstance(p, str)), "")
-    if kind == "missing":
-        return "required key is missing"
-    if kind == "extra_forbidden":
-        in_instance = len(loc) == 3 and loc[0] == "instances" and isinstance(loc[1], int)
-        allowed = list((models().instance if in_instance else models().scene).model_fields)
-        close = difflib.get_close_matches(name, allowed, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        return f"unknown key {show_value(name)}; {hint}allowed keys: {', '.join(allowed)}"
-    if kind in ("too_short", "too_long"):
+    if err["type"] in ("too_short", "too_long"):
         return f"needs {_SHAPES.get(name, 'a different number of items')}; got {len(err['input'])}"
-    if kind == "string_too_short":
+    if err["type"] == "string_too_short":
         return "must not be empty"
-    if kind == "scene":
-        return err["msg"]
-    return f"{err['msg']}; got {show_value(err['input'])}"
+    return validation_message(err, loc, _allowed, custom="scene")
+
+
+def _allowed(loc: tuple) -> list[str]:
+    in_instance = len(loc) == 3 and loc[0] == "instances" and isinstance(loc[1], int)
+    return list((models().instance if in_instance else models().scene).model_fields)
 
 
 def _fail(text: str):

@@ -8,7 +8,6 @@ Nothing is written while reading a config. Torch-free.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
@@ -18,7 +17,8 @@ from typing import Any
 
 from ctxgen.core.errors import SceneError
 from ctxgen.core.hub import is_hub_id
-from ctxgen.scene.marks import Report, compose, decode_text, format_issue, show_value
+from ctxgen.scene.marks import (Report, compose, decode_text, format_issue, nested_keys, record_validation, show_value,
+                                validation_message)
 from ctxgen.train.config_schema import METHODS, models
 
 MAX_CONFIG_BYTES = 1_000_000
@@ -78,42 +78,13 @@ def validate_config(report: Report, data: dict):
     try:
         return models().config.model_validate(data)
     except ValidationError as exc:
-        for err in exc.errors(include_url=False):
-            loc = tuple(err["loc"])
-            report.failed.add(loc)
-            if not report.is_bad(loc):
-                report.at(loc, _message(err, loc), key=err["type"] == "extra_forbidden")
+        record_validation(report, exc, _message)
     return None
 
 
-def _section(loc: tuple):
-    """The model whose keys are allowed at `loc` (for the did-you-mean hint of an unknown key)."""
-    ns = models()
-    model = ns.config
-    for part in loc[:-1]:
-        field = model.model_fields.get(part) if isinstance(part, str) else None
-        inner = getattr(field, "annotation", None)
-        model = next((m for m in ns.sections if m is inner or m in getattr(inner, "__args__", ())), None)
-        if model is None:
-            return None
-    return model
-
-
 def _message(err: dict, loc: tuple) -> str:
-    """A pydantic error as one clear line: unknown keys list the allowed ones, bad values are shown."""
-    kind = err["type"]
-    name = next((p for p in reversed(loc) if isinstance(p, str)), "")
-    if kind == "missing":
-        return "required key is missing"
-    if kind == "extra_forbidden":
-        model = _section(loc)
-        allowed = list(model.model_fields) if model is not None else []
-        close = difflib.get_close_matches(name, allowed, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        return f"unknown key {show_value(name)}; {hint}allowed keys: {', '.join(allowed)}"
-    if kind == "train":
-        return err["msg"]
-    return f"{err['msg']}; got {show_value(err['input'])}"
+    """A pydantic error as one line; an unknown key lists the keys of its section."""
+    return validation_message(err, loc, lambda at: nested_keys(models().config, at), custom="train")
 
 
 def load_config(path: str | os.PathLike[str], method: str) -> TrainConfig:

@@ -251,6 +251,4 @@ def models() -> SimpleNamespace:
         preview: PreviewDoc = PreviewDoc()
         logging: LoggingDoc = LoggingDoc()
 
-    sections = (ModelDoc, DataDoc, LoraDoc, ProdigyDoc, OptimizerDoc, TSamplingDoc, TrainDoc, DpoDoc, CheckpointDoc,
-                PreviewDoc, LoggingDoc)
-    return SimpleNamespace(config=ConfigDoc, sections=sections)
+    return SimpleNamespace(config=ConfigDoc)

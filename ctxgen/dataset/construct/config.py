@@ -6,7 +6,6 @@ models (unknown keys refused, no type coercion), and each error becomes one loca
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import json
@@ -15,7 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from ctxgen.core.errors import SceneError
-from ctxgen.scene.marks import Report, compose, decode_text, format_issue, show_value
+from ctxgen.scene.marks import Report, compose, decode_text, format_issue, nested_keys, record_validation, validation_message
 
 PATHS = ("basic", "complex", "flexible")
 STAGES = {"basic": ("prompts", "t2i", "detect", "crop", "repaint", "segment", "filter"),
@@ -249,10 +248,7 @@ def load_config(path: str | Path) -> ConstructConfig:
     try:
         doc = _models().model_validate(data)
     except ValidationError as exc:
-        for err in exc.errors(include_url=False):
-            loc = tuple(err["loc"])
-            if not report.is_bad(loc):
-                report.at(loc, _message(err, loc), key=err["type"] == "extra_forbidden")
+        record_validation(report, exc, _message)
     if doc is not None:
         _semantics(report, doc)
     if report.issues or doc is None:
@@ -261,19 +257,8 @@ def load_config(path: str | Path) -> ConstructConfig:
 
 
 def _message(err: dict, loc: tuple) -> str:
-    kind = err["type"]
-    if kind == "missing":
-        return "required key is missing"
-    if kind == "extra_forbidden":
-        model = _models()
-        for part in loc[:-1]:
-            if isinstance(part, str) and part in getattr(model, "model_fields", {}):
-                model = model.model_fields[part].annotation
-        allowed = list(getattr(model, "model_fields", {}))
-        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        return f"unknown key {show_value(loc[-1])}; {hint}allowed keys: {', '.join(allowed)}"
-    return f"{err['msg']}; got {show_value(err['input'])}"
+    """A pydantic error as one line; an unknown key lists the keys of its section."""
+    return validation_message(err, loc, lambda at: nested_keys(_models(), at))
 
 
 def _semantics(report: Report, doc: Any) -> None:
